@@ -1,0 +1,255 @@
+"""The ``finetune`` head: train ``builtin:smallcnn`` end to end on the images (the weight-free path).
+
+The seeds' recipe: sigmoid + BCE (positives weighted by negatives/positives per class against imbalance), Adam at
+lr 1e-3 with step decay, dropout 0.5 before the classifier; light augmentation (horizontal flips, small shifts).
+Images are decoded once (in worker processes) into a uint8 cache at the network's input size, so an epoch costs only
+the network.
+
+Protocol: in each outer fold a grouped 15% of the training part is held out to pick the epoch (best mAP) and to
+calibrate the thresholds; the outer test part is scored by that epoch's weights. The final network is trained on
+every image for the median best epoch count. After training, the network *is* a backbone: the classifier records
+``builtin:smallcnn?...&weights=models/NAME/smallcnn-vN.pt`` as its backbone and a linear head on its features, so
+``predict``, the enrichment and the web app use it like any other classifier.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from iconoscope.errors import ConfigError, IconoscopeError
+from iconoscope.learn.backbones.base import Preprocess
+from iconoscope.learn.datasets import LabelSet
+from iconoscope.learn.kfold import fold_indices, grouped_folds
+from iconoscope.learn.metrics import best_f1_thresholds, evaluate_scores
+from iconoscope.learn.train import SUMMARY_KEYS, TrainReport, _mean_ap, _next_version, _summarise, write_oof
+
+DEFAULTS: dict[str, Any] = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "dropout": 0.5, "weight_decay": 1e-4,
+                            "class_weight": "balanced", "val_share": 0.15, "shift": 8}
+
+
+@dataclass(frozen=True)
+class Uint8Preparer:
+    """Decode worker: image -> uint8 ``[H, W, 3]`` at the network's input size (normalised later, in torch)."""
+
+    preprocess: Preprocess
+
+    @property
+    def min_side(self) -> int:
+        return max(self.preprocess.size)
+
+    def __call__(self, img: Any) -> np.ndarray:
+        return np.asarray(self.preprocess.resized(img.convert("RGB")), dtype=np.uint8)
+
+
+class FeatureLinear:
+    """The trained network's last layer as a head on its pooled features (what ``predict_proba`` applies)."""
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray):
+        self.coef_ = np.asarray(coef, np.float32)
+        self.intercept_ = np.asarray(intercept, np.float32)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = np.asarray(X, np.float32) @ self.coef_.T + self.intercept_
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def decode_images(labels: LabelSet, pre: Preprocess, workers: int | None = None,
+                  show_progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """(uint8 [N, H, W, 3], ok mask, failures) for every labelled image."""
+    from tqdm import tqdm
+
+    from iconoscope.learn.embed import default_workers, prepared_stream
+
+    h, w = pre.size
+    out = np.zeros((len(labels), h, w, 3), np.uint8)
+    ok = np.zeros(len(labels), bool)
+    fails: list[tuple[str, str]] = []
+    stream = prepared_stream(Uint8Preparer(pre), labels.locations, default_workers() if workers is None else workers)
+    for i, arr, reason in tqdm(stream, total=len(labels), desc="decode", unit="img", disable=not show_progress):
+        if arr is None:
+            fails.append((labels.images[i], reason or "unreadable"))
+        else:
+            out[i] = arr
+            ok[i] = True
+    return out, ok, fails
+
+
+class _Net:
+    """Training loop around a SmallCNN; inputs are uint8 NHWC, normalised on the fly."""
+
+    def __init__(self, pre: Preprocess, widths: tuple[int, ...], n_classes: int, p: dict[str, Any], seed: int):
+        import torch
+
+        from iconoscope.learn.backbones.runtime import torch_threads
+        from iconoscope.learn.backbones.smallcnn import build_smallcnn
+
+        torch_threads()
+        self.torch = torch
+        self.model = build_smallcnn(widths, num_classes=n_classes, dropout=float(p["dropout"]), seed=seed)
+        self.p = p
+        self.seed = seed
+        scale = np.float32(pre.scale)
+        self.mean = torch.tensor(np.asarray(pre.mean, np.float32) / scale).view(1, 3, 1, 1)
+        self.std = torch.tensor(np.asarray(pre.std, np.float32) / scale).view(1, 3, 1, 1)
+        self.bgr = pre.channels == "BGR"
+
+    def _tensor(self, imgs: np.ndarray, augment: bool, g: Any = None) -> Any:
+        torch = self.torch
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float()
+        if self.bgr:
+            x = x.flip(1)
+        if augment:
+            flip = torch.rand(len(x), generator=g) < 0.5
+            x[flip] = x[flip].flip(3)
+            s = int(self.p["shift"])
+            if s:
+                pad = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
+                dx, dy = torch.randint(0, 2 * s + 1, (2,), generator=g).tolist()
+                x = pad[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
+        return (x - self.mean) / self.std
+
+    def scores(self, imgs: np.ndarray, batch: int = 256) -> np.ndarray:
+        torch = self.torch
+        self.model.eval()
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(imgs), batch):
+                outs.append(torch.sigmoid(self.model(self._tensor(imgs[i:i + batch], False))).numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.model.head[-1].out_features), np.float32)
+
+    def fit(self, imgs: np.ndarray, Y: np.ndarray, epochs: int, val: tuple[np.ndarray, np.ndarray] | None = None,
+            progress: Any = None) -> tuple[int, dict[str, Any] | None]:
+        """Train; with ``val``, keep the weights of the best-mAP epoch. Returns (best epoch, best state)."""
+        torch = self.torch
+        F = torch.nn.functional
+        g = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        Yt = torch.from_numpy(Y.astype(np.float32))
+        pos = Yt.sum(0)
+        pw = ((len(Yt) - pos) / pos.clamp(min=1)).clamp(max=50.0) if self.p["class_weight"] == "balanced" else None
+        opt = torch.optim.Adam(self.model.parameters(), lr=float(self.p["lr"]),
+                               weight_decay=float(self.p["weight_decay"]))
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(epochs * 0.4)), gamma=0.1)
+        bs = int(self.p["batch_size"])
+        best = (-1.0, epochs, None)
+        for epoch in range(1, epochs + 1):
+            self.model.train()
+            perm = torch.randperm(len(imgs), generator=g).numpy()
+            for i in range(0, len(perm), bs):
+                idx = perm[i:i + bs]
+                if len(idx) < 2:
+                    continue
+                opt.zero_grad()
+                loss = F.binary_cross_entropy_with_logits(self.model(self._tensor(imgs[idx], True, g)), Yt[idx],
+                                                          pos_weight=pw)
+                loss.backward()
+                opt.step()
+            sched.step()
+            if val is not None:
+                m = _mean_ap(val[1], self.scores(val[0]))
+                if m > best[0]:
+                    best = (m, epoch, copy.deepcopy(self.model.state_dict()))
+            if progress is not None:
+                progress.update(1)
+        if val is not None and best[2] is not None:
+            self.model.load_state_dict(best[2])
+        return best[1], best[2]
+
+
+def _base_spec(spec: str, name: str) -> str:
+    from iconoscope.learn.backbones.spec import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.kind != "builtin" or parsed.target != "smallcnn":
+        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn end to end; "
+                          f"backbone {spec!r} is not trainable here (use head = 'linear' or 'mlp')")
+    return spec
+
+
+def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, params: dict[str, Any],
+                   show_progress: bool = True) -> TrainReport:
+    """Cross-validate and train a SmallCNN end to end (see module doc)."""
+    from tqdm import tqdm
+
+    from iconoscope.learn.backbones import get_backbone
+    from iconoscope.learn.card import write_card
+    from iconoscope.learn.classifier import save_model
+    from iconoscope.workspace import slug
+
+    cfg = ws.config.classifier(name)
+    spec = _base_spec(cfg.backbone, name)
+    p = {**DEFAULTS, **{kk: v for kk, v in params.items() if kk in DEFAULTS}}
+    epochs = int(p["epochs"])
+    t0 = time.perf_counter()
+    base = get_backbone(spec, ws=ws, cache=False)
+    pre, widths = base.preprocess, tuple(base.model.widths)
+    imgs, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
+    labels = labels.subset(ok)
+    imgs = imgs[ok]
+    if len(set(labels.records)) < k:
+        raise ConfigError(f"classifier '{name}': {len(set(labels.records))} readable records cannot fill {k} folds")
+    Y = labels.Y
+    fold_of = grouped_folds(Y, labels.records, k, seed=seed)
+    S = np.zeros(Y.shape, np.float32)
+    per_fold, fold_th, best_epochs = [], [], []
+    val_k = max(2, round(1 / float(p["val_share"])))
+    with tqdm(total=epochs * (k + 1), desc=f"train {name}", unit="epoch", disable=not show_progress) as bar:
+        for f, (tr, te) in enumerate(fold_indices(fold_of)):
+            inner = grouped_folds(Y[tr], [labels.records[i] for i in tr], val_k, seed=seed + 1)
+            fit_i, val_i = tr[inner != 0], tr[inner == 0]
+            net = _Net(pre, widths, Y.shape[1], p, seed)
+            best_epoch, _ = net.fit(imgs[fit_i], Y[fit_i], epochs, val=(imgs[val_i], Y[val_i]), progress=bar)
+            th = best_f1_thresholds(Y[val_i], net.scores(imgs[val_i]))
+            S[te] = net.scores(imgs[te])
+            m = evaluate_scores(Y[te], S[te], th)
+            per_fold.append({"fold": f, "n_train": len(fit_i), "n_val": len(val_i), "n_test": len(te),
+                             "params": {"epochs": best_epoch}, **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}})
+            fold_th.append(th.tolist())
+            best_epochs.append(best_epoch)
+        final_epochs = int(np.median(best_epochs))
+        net = _Net(pre, widths, Y.shape[1], p, seed)
+        net.fit(imgs, Y, final_epochs, progress=bar)
+    if not np.isfinite(S).all():
+        raise IconoscopeError(f"classifier '{name}': training diverged (non-finite scores); lower lr")
+    thresholds = best_f1_thresholds(Y, S)
+    mean, std = _summarise(per_fold)
+    model_dir = ws.model_dir(name)
+    version = _next_version(model_dir)
+    import torch
+
+    weights_rel = f"models/{slug(name)}/smallcnn-v{version}.pt"
+    torch.save({"state_dict": net.model.state_dict(), "meta": {"widths": list(widths),
+                                                                "preprocess": pre.to_dict()}},
+               ws.root / weights_rel)
+    sep = "&" if "?" in spec else "?"
+    trained_spec = f"{spec}{sep}weights={weights_rel}"
+    lin = net.model.head[-1]
+    head = FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy())
+    save_model(model_dir, head, kind="finetune", categories=labels.categories,
+               labels={c: labels.label(c) for c in labels.categories}, backbone=trained_spec, version=version)
+    write_oof(model_dir / "oof_scores.parquet", labels, S, fold_of)
+    import json
+
+    (model_dir / "thresholds.json").write_text(json.dumps({
+        "categories": labels.categories, "thresholds": thresholds.tolist(), "fold_thresholds": fold_th,
+        "calibration": "best F1 on out-of-fold scores (final); per fold: best F1 on the fold's validation split"},
+        indent=1), encoding="utf-8")
+    report = TrainReport(name=name, version=version, head="finetune", backbone=trained_spec, folds=k,
+                         n_images=len(labels), n_records=len(set(labels.records)), mean=mean, std=std,
+                         per_fold=per_fold, params={**p, "epochs": final_epochs}, model_dir=model_dir,
+                         seconds=time.perf_counter() - t0, left_out=len(left_out))
+    bb = get_backbone(trained_spec, ws=ws, cache=False)
+    write_card(ws, model_dir, report, labels, backbone=bb.describe(), grid=[p], inner_folds=1, seed=seed,
+               left_out=left_out, pooled=evaluate_scores(Y, S, None), thresholds=thresholds,
+               created=datetime.now(UTC).isoformat(timespec="seconds"),
+               protocol=(f"{k}-fold cross-validation, folds grouped by record and iteratively stratified (seed "
+                         f"{seed}); in each fold the epoch and the thresholds are chosen on a grouped "
+                         f"{float(p['val_share']):.0%} validation split of the training part; metrics on the test "
+                         f"folds only; the final network is trained {final_epochs} epochs on every image"))
+    return report

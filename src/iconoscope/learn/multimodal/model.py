@@ -1,0 +1,290 @@
+"""The multitask network (after Belhi et al.) and its scikit-learn-style wrapper.
+
+Shape: the image inputs go through one dense layer (``image_units``), the metadata inputs (one-hot, multi-hot,
+numbers, text vectors, each with its missing flag) through another (``meta_units``, 256 in the paper); the two are
+concatenated, regularised (dropout 0.5) into a shared layer (``shared_units``, 1024), and each task has its own
+softmax (or sigmoid, for multi-label tasks) head. The loss is the sum of the tasks' cross-entropies, each over the
+records that have a label for that task, so one model learns from records with partial metadata.
+
+Missing inputs: while training, each input of each record is hidden with probability ``modality_dropout``
+(values zeroed, missing flag raised). The network thus learns what to do without a title or without an image, and
+at prediction time a record missing an input is predicted from the rest instead of failing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from iconoscope.errors import ConfigError
+from iconoscope.learn.text import torch_threads
+
+
+@dataclass
+class NetConfig:
+    """Hyper-parameters; every field can be set in ``[classifiers.NAME]`` (e.g. ``epochs = 80``)."""
+
+    image_units: int = 512
+    meta_units: int = 256
+    shared_units: int = 1024
+    dropout: float = 0.5
+    input_dropout: float = 0.2
+    modality_dropout: float = 0.15
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    seed: int = 0
+    threads: int = 1  # one: small networks, shared CPUs (see iconoscope.learn.text.default_threads)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], where: str) -> NetConfig:
+        cfg = cls()
+        for f in fields(cls):
+            if f.name in params:
+                value = params[f.name]
+                default = getattr(cfg, f.name)
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if isinstance(default, int) and ok:
+                    ok = float(value).is_integer()
+                    value = int(value)
+                if not ok:
+                    raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected a number like {default!r}")
+                if f.name.endswith("dropout") and not 0 <= float(value) < 1:
+                    raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected a probability in [0, 1)")
+                if not f.name.endswith(("dropout", "smoothing", "decay", "seed")) and value <= 0:
+                    raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected a positive number")
+                setattr(cfg, f.name, type(default)(value))
+        return cfg
+
+
+@dataclass(frozen=True)
+class Task:
+    """One head. ``hide``: input blocks the head never sees (the task's own field, when it is also an input: a
+    record's known year helps predict its artist, but the year head must not read the year)."""
+
+    name: str
+    n_classes: int
+    multilabel: bool = False
+    weight: float = 1.0
+    hide: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BlockSlot:
+    """Where one input block lives in its branch's matrix: columns [start, end), the last one being its flag."""
+
+    name: str
+    branch: str  # 'image' | 'meta'
+    start: int
+    end: int
+
+
+def _build_net(image_dim: int, meta_dim: int, tasks: list[Task], cfg: NetConfig) -> Any:
+    import torch
+    from torch import nn
+
+    class MultimodalNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.image = (nn.Sequential(nn.Dropout(cfg.input_dropout), nn.Linear(image_dim, cfg.image_units),
+                                        nn.ReLU()) if image_dim else None)
+            self.meta = nn.Sequential(nn.Linear(meta_dim, cfg.meta_units), nn.ReLU()) if meta_dim else None
+            fused = (cfg.image_units if image_dim else 0) + (cfg.meta_units if meta_dim else 0)
+            self.shared = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(fused, cfg.shared_units), nn.ReLU(),
+                                        nn.Dropout(cfg.dropout))
+            self.heads = nn.ModuleList([nn.Linear(cfg.shared_units, t.n_classes) for t in tasks])
+
+        def branches(self, xi: torch.Tensor | None, xm: torch.Tensor | None) -> tuple[Any, Any]:
+            hi = self.image(xi) if self.image is not None and xi is not None else None
+            hm = self.meta(xm) if self.meta is not None and xm is not None else None
+            return hi, hm
+
+        def top(self, hi: Any, hm: Any, heads: list[int]) -> list[torch.Tensor]:
+            h = self.shared(torch.cat([p for p in (hi, hm) if p is not None], dim=1))
+            return [self.heads[t](h) for t in heads]
+
+        def forward(self, xi: torch.Tensor | None, xm: torch.Tensor | None) -> list[torch.Tensor]:
+            return self.top(*self.branches(xi, xm), list(range(len(self.heads))))
+
+    return MultimodalNet()
+
+
+class MultimodalClassifier:
+    """fit / predict_proba over block matrices: ``Xi`` (image branch) and ``Xm`` (metadata branch), each the
+    concatenation of blocks with their missing-flag column, laid out by ``slots``."""
+
+    def __init__(self, slots: list[BlockSlot], tasks: list[Task], cfg: NetConfig | None = None):
+        self.slots, self.tasks, self.cfg = slots, tasks, cfg or NetConfig()
+        self.image_dim = max((s.end for s in slots if s.branch == "image"), default=0)
+        self.meta_dim = max((s.end for s in slots if s.branch == "meta"), default=0)
+        if not self.image_dim and not self.meta_dim:
+            raise ConfigError("a multimodal model needs at least one input")
+        names = {s.name for s in slots}
+        for t in tasks:
+            unknown = sorted(set(t.hide) - names)
+            if unknown:
+                raise ConfigError(f"task {t.name!r} hides unknown input(s) {', '.join(unknown)}")
+        self.net: Any = None
+        self.history: list[float] = []
+
+    def _groups(self) -> dict[tuple[str, ...], list[int]]:
+        """Tasks grouped by the inputs they must not see: one forward pass per group."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for t, task in enumerate(self.tasks):
+            groups.setdefault(tuple(sorted(task.hide)), []).append(t)
+        return groups
+
+    def _masked(self, x: Any, branch: str, hide: tuple[str, ...]) -> Any:
+        """``x`` with the named blocks hidden in every row (values zeroed, missing flag raised)."""
+        slots = [s for s in self.slots if s.branch == branch and s.name in hide]
+        if x is None or not slots:
+            return x
+        x = x.clone()
+        for s in slots:
+            x[:, s.start:s.end - 1] = 0.0
+            x[:, s.end - 1] = 1.0
+        return x
+
+    def _outputs(self, xi: Any, xm: Any) -> list[Any]:
+        """Logits of every task, each from the inputs it may see (branches recomputed only where hidden)."""
+        outs: list[Any] = [None] * len(self.tasks)
+        base = self.net.branches(xi, xm)
+        for hide, tids in self._groups().items():
+            hi, hm = base
+            if hide:
+                mi, mm = self._masked(xi, "image", hide), self._masked(xm, "meta", hide)
+                hi = self.net.branches(mi, None)[0] if mi is not xi else hi
+                hm = self.net.branches(None, mm)[1] if mm is not xm else hm
+            for t, logits in zip(tids, self.net.top(hi, hm, tids), strict=True):
+                outs[t] = logits
+        return outs
+
+    # ---- training
+    def _hide(self, x: Any, branch: str, gen: Any) -> Any:
+        """Modality dropout: hide each block of each row with probability p (zero it, raise its flag)."""
+        import torch
+
+        p = self.cfg.modality_dropout
+        if x is None or p <= 0:
+            return x
+        x = x.clone()
+        for s in self.slots:
+            if s.branch != branch:
+                continue
+            hide = torch.rand(x.shape[0], generator=gen) < p
+            if hide.any():
+                x[hide, s.start:s.end - 1] = 0.0
+                x[hide, s.end - 1] = 1.0
+        return x
+
+    def fit(self, Xi: np.ndarray | None, Xm: np.ndarray | None, Y: list[np.ndarray], has: list[np.ndarray],
+            progress: Any = None) -> MultimodalClassifier:
+        """Y[t]: [N, C_t] target distribution (or multi-hot); has[t]: bool [N] rows labelled for task t."""
+        with torch_threads(self.cfg.threads):
+            return self._fit(Xi, Xm, Y, has, progress)
+
+    def _fit(self, Xi: np.ndarray | None, Xm: np.ndarray | None, Y: list[np.ndarray], has: list[np.ndarray],
+             progress: Any = None) -> MultimodalClassifier:
+        import torch
+        from torch.nn import functional as F
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        n = len(Y[0])
+        self.net = _build_net(self.image_dim, self.meta_dim, self.tasks, cfg)
+        xi = torch.from_numpy(np.ascontiguousarray(Xi, dtype=np.float32)) if self.image_dim else None
+        xm = torch.from_numpy(np.ascontiguousarray(Xm, dtype=np.float32)) if self.meta_dim else None
+        ys = [torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)) for y in Y]
+        hs = [torch.from_numpy(np.asarray(h, dtype=bool)) for h in has]
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+        total = cfg.epochs * steps_per_epoch
+        warm = max(1, total // 20)
+
+        def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+        self.net.train()
+        self.history = []
+        for _epoch in range(cfg.epochs):
+            perm = torch.randperm(n, generator=gen)
+            seen = 0.0
+            for start in range(0, n, cfg.batch_size):
+                idx = perm[start:start + cfg.batch_size]
+                bi = self._hide(xi[idx], "image", gen) if xi is not None else None
+                bm = self._hide(xm[idx], "meta", gen) if xm is not None else None
+                outs = self._outputs(bi, bm)
+                loss = torch.zeros(())
+                for task, logits, y, h in zip(self.tasks, outs, ys, hs, strict=True):
+                    mask = h[idx]
+                    if not mask.any():
+                        continue
+                    lg, yy = logits[mask], y[idx][mask]
+                    if task.multilabel:
+                        part = F.binary_cross_entropy_with_logits(lg, yy)
+                    else:
+                        if cfg.label_smoothing > 0:
+                            yy = yy * (1 - cfg.label_smoothing) + cfg.label_smoothing / yy.shape[1]
+                        part = -(yy * F.log_softmax(lg, dim=1)).sum(dim=1).mean()
+                    loss = loss + task.weight * part
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                seen += float(loss.detach()) * len(idx)
+            self.history.append(seen / n)
+            if progress is not None:
+                progress.update(1)
+        self.net.eval()
+        return self
+
+    # ---- prediction
+    def predict_proba(self, Xi: np.ndarray | None, Xm: np.ndarray | None, batch_size: int = 4096) -> list[np.ndarray]:
+        """Per task, [N, C] probabilities (softmax rows sum to 1; multi-label tasks are independent sigmoids)."""
+        if self.net is None:
+            raise RuntimeError("fit or load the model first")
+        with torch_threads(self.cfg.threads):
+            return self._predict(Xi, Xm, batch_size)
+
+    def _predict(self, Xi: np.ndarray | None, Xm: np.ndarray | None, batch_size: int) -> list[np.ndarray]:
+        import torch
+
+        n = len(Xi) if Xi is not None and self.image_dim else len(Xm)  # type: ignore[arg-type]
+        outs: list[list[np.ndarray]] = [[] for _ in self.tasks]
+        self.net.eval()
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                bi = (torch.from_numpy(np.ascontiguousarray(Xi[start:start + batch_size], dtype=np.float32))
+                      if self.image_dim and Xi is not None else None)
+                bm = (torch.from_numpy(np.ascontiguousarray(Xm[start:start + batch_size], dtype=np.float32))
+                      if self.meta_dim and Xm is not None else None)
+                for t, (task, logits) in enumerate(zip(self.tasks, self._outputs(bi, bm), strict=True)):
+                    p = torch.sigmoid(logits) if task.multilabel else torch.softmax(logits, dim=1)
+                    outs[t].append(p.numpy())
+        return [np.concatenate(o) if o else np.zeros((0, task.n_classes), np.float32)
+                for o, task in zip(outs, self.tasks, strict=True)]
+
+    # ---- persistence
+    def state(self) -> dict[str, Any]:
+        return {"slots": [asdict(s) for s in self.slots], "tasks": [asdict(t) for t in self.tasks],
+                "cfg": asdict(self.cfg), "weights": self.net.state_dict() if self.net is not None else None,
+                "history": self.history}
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> MultimodalClassifier:
+        tasks = [Task(**{**t, "hide": tuple(t.get("hide", ()))}) for t in s["tasks"]]
+        clf = cls([BlockSlot(**b) for b in s["slots"]], tasks, NetConfig(**s["cfg"]))
+        clf.net = _build_net(clf.image_dim, clf.meta_dim, clf.tasks, clf.cfg)
+        clf.net.load_state_dict(s["weights"])
+        clf.net.eval()
+        clf.history = list(s.get("history", []))
+        return clf

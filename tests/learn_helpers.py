@@ -1,0 +1,98 @@
+"""Helpers for the learning tests: tiny drawn images with known subjects, tiny models, label tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, ImageDraw
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {"circle": (200, 40, 40), "square": (40, 60, 200), "triangle": (40, 160, 60)}
+CONCEPT = "https://example.org/test/concept/shapes/{}"
+
+
+def draw(shape: str, size: int = 48, seed: int = 0) -> Image.Image:
+    """A shape in its colour, jittered in position/size, on a noisy paper-coloured ground."""
+    rng = np.random.default_rng(seed)
+    ground = (rng.normal(235, 12, (size, size, 3))).clip(0, 255).astype(np.uint8)
+    img = Image.fromarray(ground)
+    d = ImageDraw.Draw(img)
+    r = int(size * rng.uniform(0.2, 0.32))
+    cx, cy = (int(size / 2 + rng.integers(-size // 8, size // 8 + 1)) for _ in range(2))
+    col = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255)) for c in COLOURS[shape])
+    if shape == "circle":
+        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=col)
+    elif shape == "square":
+        d.rectangle((cx - r, cy - r, cx + r, cy + r), fill=col)
+    else:
+        d.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=col)
+    return img
+
+
+def make_images(folder: Path, per_class: int = 12, size: int = 48, start: int = 0) -> list[tuple[str, str, Path]]:
+    """Write JPEGs; returns (image id, shape, path). Ids are unique across calls with different ``start``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k, shape in enumerate(SHAPES):
+        for i in range(per_class):
+            n = start + k * per_class + i
+            p = folder / f"{shape}-{n}.jpg"
+            draw(shape, size, seed=n).save(p, quality=92)
+            out.append((f"img{n}", shape, p))
+    return out
+
+
+def write_labels(path: Path, items: list[tuple[str, str, Path]], records_per_image: int = 1) -> list[str]:
+    """A label table in the documented schema; ``records_per_image=2`` groups two images per record."""
+    cats = [CONCEPT.format(s) for s in SHAPES]
+    rows = {"record": [], "record_iri": [], "image": [], "image_iri": [], "location": [], "categories": []}
+    for n, (image, shape, p) in enumerate(items):
+        rec = f"rec{n // records_per_image}"
+        rows["record"].append(rec)
+        rows["record_iri"].append(f"https://example.org/test/record/{rec}")
+        rows["image"].append(image)
+        rows["image_iri"].append(f"https://example.org/test/image/{image}")
+        rows["location"].append(str(p))
+        rows["categories"].append([CONCEPT.format(shape)])
+    table = pa.table(rows, schema=pa.schema([("record", pa.string()), ("record_iri", pa.string()),
+                                              ("image", pa.string()), ("image_iri", pa.string()),
+                                              ("location", pa.string()), ("categories", pa.list_(pa.string()))]))
+    meta = {"categories": cats, "labels": {c: c.rsplit("/", 1)[-1] for c in cats}, "query_sha256": "q",
+            "graph_sha256": "g"}
+    table = table.replace_schema_metadata({"iconoscope": json.dumps(meta)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return cats
+
+
+def add_classifier(ws_root: Path, name: str, backbone: str, head: str = "linear", extra: str = "") -> None:
+    """Append a [classifiers.NAME] table to the workspace config."""
+    cats = ", ".join(f'"{CONCEPT.format(s)}"' for s in SHAPES)
+    with open(ws_root / "iconoscope.toml", "a", encoding="utf-8") as f:
+        f.write(f'\n[classifiers.{name}]\ncategories = [{cats}]\nbackbone = "{backbone}"\nhead = "{head}"\n'
+                f"folds = 3\n{extra}\n")
+
+
+def tiny_convnet(num_classes: int = 5, width: int = 8):
+    """A small torch CNN with a global pooling and a linear classifier (what real ImageNet nets look like)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
+                                          nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU())
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.classifier = nn.Linear(2 * width, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+    return Net().eval()
