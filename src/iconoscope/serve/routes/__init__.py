@@ -1,0 +1,1 @@
+"""The routers of the web app: pages, REST API, SPARQL protocol, IIIF."""
