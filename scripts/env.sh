@@ -10,8 +10,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.install-stamp"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${1:-base}"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+HASH="$(sha256sum < "$ROOT/pyproject.toml" | cut -c1-16)"
+WANT="$HASH-${1:-base}"
+HAVE="$(cat "$STAMP" 2>/dev/null || true)"
+# a dev install (tests) holds everything the base one (demo) needs: only install when something is missing
+if [ "$HAVE" != "$WANT" ] && [ "$HAVE" != "$HASH-dev" ]; then
   echo "[setup] installing iconoscope and its dependencies into $VENV (first run takes a few minutes)" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip wheel
   # torch==2.13.0 is pinned in pyproject.toml: pip takes the CPU build from the local wheel folder.

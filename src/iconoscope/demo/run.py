@@ -203,7 +203,10 @@ def step_explore(ws: Any, truth: dict[str, Any], res: DemoResult) -> None:
     extra = sum(len(g["records"]) for g in groups) - 2 * len(found)
     res.add("duplicates", f"{len(groups)} groups; {len(found)}/{len(planted)} planted copies found, "
                           f"{max(0, extra)} other records grouped")
-    res.facts.update(duplicates_found=len(found), duplicates_planted=len(planted), duplicate_groups=len(groups))
+    missed = sorted(d["transform"] for d in truth["duplicates"]
+                    if frozenset((d["record"], d["copy_of"])) not in found)
+    res.facts.update(duplicates_found=len(found), duplicates_planted=len(planted), duplicate_groups=len(groups),
+                     duplicates_missed=missed)
 
     rep = cluster_collection(ws, spec=spec)
     build_map(ws, spec=spec)
