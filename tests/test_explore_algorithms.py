@@ -204,3 +204,34 @@ def test_umap_layout_keeps_clusters_apart() -> None:
     a, b = Y[:60].mean(axis=0), Y[60:].mean(axis=0)
     spread = max(Y[:60].std(axis=0).max(), Y[60:].std(axis=0).max())
     assert np.linalg.norm(a - b) > 2 * spread
+
+
+def test_duplicate_groups_are_the_connected_components_of_the_pairs() -> None:
+    """Transitivity on random pair sets: every pair's two images share a group, groups are disjoint, each group is
+    connected by its own pairs, and the grouping does not depend on the order the pairs were found in."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(11)
+    n = 120
+    ids = [f"i{k}" for k in range(n)]
+    for _trial in range(5):
+        m = int(rng.integers(20, 90))
+        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+        pairs = {(int(min(x, y)), int(max(x, y))): {"kind": "near-exact"} for x, y in zip(a, b, strict=True)
+                 if x != y}
+        groups = group_pairs(ids, pairs)
+        shuffled = dict(sorted(pairs.items(), key=lambda _: rng.random()))
+        assert [g.images for g in group_pairs(ids, shuffled)] == [g.images for g in groups]
+        group_of = {im: g.id for g in groups for im in g.images}
+        assert len(group_of) == sum(len(g.images) for g in groups)  # disjoint
+        assert all(group_of[ids[x]] == group_of[ids[y]] for x, y in pairs)
+        ij = np.array(list(pairs))
+        _, comp = connected_components(coo_matrix((np.ones(len(ij)), (ij[:, 0], ij[:, 1])), shape=(n, n)),
+                                       directed=False)
+        want = sorted(sorted(np.flatnonzero(comp == c).tolist()) for c in np.unique(comp) if (comp == c).sum() > 1)
+        assert sorted(sorted(int(im[1:]) for im in g.images) for g in groups) == want
+        for g in groups:  # each group's own pairs connect it
+            uf = UnionFind(n)
+            uf.union_pairs(np.array([int(p.a[1:]) for p in g.pairs]), np.array([int(p.b[1:]) for p in g.pairs]))
+            assert len({uf.find(int(im[1:])) for im in g.images}) == 1

@@ -138,3 +138,40 @@ def test_errors_are_clear(tmp_path) -> None:
         idx.add(["c", "d"], np.ones((1, 4), np.float32))
     with pytest.raises(IconoscopeError, match="no index here"):
         VectorIndex.load(tmp_path / "nothing")
+
+
+def test_default_index_on_small_data_equals_exact_search_before_and_after_saving(tmp_path) -> None:
+    """Below EXACT_BELOW the default ('auto') index is exact: same ids, same order, same cosines as brute force."""
+    X = clustered(800, d=24, seed=7)
+    Q = clustered(15, d=24, seed=8)
+    ids = [f"r{i}" for i in range(len(X))]
+    idx = build_index(ids, X)
+    assert idx.backend_kind == "exact"
+    S = normalize(Q) @ normalize(X).T
+    want = brute(X, Q, 10)
+    idx.save(tmp_path / "idx")
+    for index in (idx, VectorIndex.load(tmp_path / "idx")):
+        res = index.search(Q, k=10)
+        assert [[i for i, _ in r] for r in res] == [[ids[j] for j in w] for w in want]
+        assert all(np.allclose([s for _, s in r], S[q, w], atol=1e-5) for q, (r, w) in enumerate(zip(res, want,
+                                                                                                   strict=True)))
+
+
+def test_ivf_after_growth_retrain_and_deletes_still_equals_exact_when_exhaustive() -> None:
+    """Incremental life of an IVF index: trained on 400 vectors, grown 8x (which retrains its lists), then half
+    deleted; probing every list it must return exactly the brute-force answer over the vectors left."""
+    X = clustered(3600, d=32, centers=30, seed=9)
+    ids = [str(i) for i in range(len(X))]
+    idx = build_index(ids[:400], X[:400], kind="ivf")
+    nlist0 = idx.backend.nlist
+    for s in range(400, 3600, 800):  # batches, as `iconoscope index` adds new embeddings
+        idx.add(ids[s:s + 800], X[s:s + 800])
+    assert len(idx) == 3600 and idx.backend_kind == "ivf" and idx.backend.nlist > nlist0  # retrained
+    gone = ids[::2]
+    assert idx.remove(gone) == 1800
+    left = np.arange(1, 3600, 2)
+    idx.backend.nprobe = idx.backend.nlist
+    Q = clustered(25, d=32, centers=30, seed=10)
+    want = brute(X[left], Q, 8)
+    got = [[i for i, _ in r] for r in idx.search(Q, k=8)]
+    assert got == [[ids[left[j]] for j in w] for w in want]
