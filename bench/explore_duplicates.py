@@ -3,6 +3,7 @@
 Usage::
 
     nice -n 10 python bench/explore_duplicates.py [--data ../shared/data] [--copies 300] [--work /tmp/iconoscope-dups]
+    nice -n 10 python bench/explore_duplicates.py --originals disjoint      # strictly held-out variant
 
 What it does (README "Exploration" reports its output):
 
@@ -20,6 +21,12 @@ What it does (README "Exploration" reports its output):
    pairs) and the share of originals whose five copies all end in its group after union-find. Rules: each signal
    alone, "near-exact" (thumbnail, or hash pair confirmed by thumbnail), "embedding margin", and their union (the
    shipped rule, also run through the library's ``pair_table`` to check it finds the same pairs).
+
+The two splits share no copy and no copied original. By default both collections hold all 6,082 originals (as one
+deployed collection would), so the original-original pairs, the hard negatives, are the same in both;
+``--originals disjoint`` gives each collection its own half of the originals instead (its split's copied originals
+plus half of the rest), so nothing scored on the evaluation collection was seen by the tuning (with half the
+distractors, precision there is easier to get: report both).
 
 Writes ``bench/results/explore_duplicates.json`` and prints a table.
 """
@@ -265,9 +272,17 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=300, help="originals per split (tuning, evaluation)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-dups"))
     ap.add_argument("--backbone", default=None, help="embedding backbone spec (default: the shipped MobileNetV2)")
+    ap.add_argument("--originals", choices=("shared", "disjoint"), default="shared",
+                    help="shared: both collections hold all 6,082 originals (the deployed case: one collection; "
+                    "the copies and their originals differ between splits, the original-original hard negatives do "
+                    "not); disjoint: each holds its own half of the originals, so nothing the tuning saw is scored")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "explore_duplicates.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: bench/results/explore_duplicates.json (-disjoint.json with --originals disjoint)")
     args = ap.parse_args()
+    if args.out is None:
+        suffix = "" if args.originals == "shared" else "-disjoint"
+        args.out = ROOT / "bench" / "results" / f"explore_duplicates{suffix}.json"
     spec = args.backbone or DEFAULT_BACKBONE.format(data=args.data)
     pom = args.data / "pomological"
     with open(pom / "records.csv", newline="", encoding="utf-8") as f:
@@ -292,17 +307,32 @@ def main() -> None:
                      "transforms": list(TRANSFORMS), "seconds_hash": round(t_hash, 1),
                      "seconds_embed_or_cache": round(t_embed, 1)}
 
-    def split_view(name: str) -> tuple[list[tuple[int, str]], np.ndarray]:
-        start = n_orig + (0 if name == "tuning" else len(copies["tuning"]))
-        rows = np.r_[np.arange(n_orig), np.arange(start, start + len(copies[name]))]
-        cp = [(int(splits[name][k]), t) for _, k, t in copies[name]]
-        return cp, rows
+    # which originals each collection holds: all of them (shared) or disjoint halves, each split's chosen originals
+    # in its own half (then not even the hard negatives, the original-original pairs, are seen by the tuning)
+    if args.originals == "shared":
+        members = {name: np.arange(n_orig) for name in splits}
+    else:
+        rest = np.setdiff1d(np.arange(n_orig), chosen)
+        rest = rest[np.random.default_rng(args.seed + 100).permutation(len(rest))]
+        half = len(rest) // 2
+        members = {"tuning": np.sort(np.r_[splits["tuning"], rest[:half]]),
+                   "evaluation": np.sort(np.r_[splits["evaluation"], rest[half:]])}
+    results["originals_mode"] = args.originals
+    results["originals_per_collection"] = {name: len(m) for name, m in members.items()}
 
-    cp_t, rows_t = split_view("tuning")
-    tuned = tune(Collection(n_orig, cp_t, ph[rows_t], dh[rows_t], th[rows_t], X[rows_t]))
+    def split_view(name: str) -> tuple[int, list[tuple[int, str]], np.ndarray]:
+        start = n_orig + (0 if name == "tuning" else len(copies["tuning"]))
+        orig = members[name]
+        rows = np.r_[orig, np.arange(start, start + len(copies[name]))]
+        where = {int(o): k for k, o in enumerate(orig)}  # original row -> its position in this collection
+        cp = [(where[int(splits[name][k])], t) for _, k, t in copies[name]]
+        return len(orig), cp, rows
+
+    nt, cp_t, rows_t = split_view("tuning")
+    tuned = tune(Collection(nt, cp_t, ph[rows_t], dh[rows_t], th[rows_t], X[rows_t]))
     results["tuned_on_tuning_split"] = {rule: asdict(r) for rule, r in tuned.items()}
-    cp_e, rows_e = split_view("evaluation")
-    ev = Collection(n_orig, cp_e, ph[rows_e], dh[rows_e], th[rows_e], X[rows_e])
+    ne, cp_e, rows_e = split_view("evaluation")
+    ev = Collection(ne, cp_e, ph[rows_e], dh[rows_e], th[rows_e], X[rows_e])
     evals = {rule: ev.score(rule, r) for rule, r in tuned.items()}
     lib = ev.shipped(tuned["all (shipped rule)"])
     evals["all (shipped rule)"]["library_pairs_differing"] = int(
@@ -315,7 +345,8 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
     cols = ["rule", "thresholds", "pairs", "precision", *[f"R {t}" for t in TRANSFORMS], "R orig-copy", "R all pairs",
             "all 5 copies grouped"]
-    print(f"backbone {spec}; {n_orig} originals + {len(cp_e)} copies of {args.copies} held-out originals")
+    print(f"backbone {spec}; evaluation collection: {ne} originals ({args.originals}) + {len(cp_e)} copies of "
+          f"{args.copies} held-out originals; thresholds tuned on {nt} originals + {len(cp_t)} other copies")
     print(" | ".join(cols))
     for r in evals.values():
         th_text = ", ".join(f"{k}={v}" for k, v in r["thresholds"].items())
