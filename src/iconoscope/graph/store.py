@@ -164,6 +164,7 @@ class OxigraphStore:
 
         self._ox = ox
         self.path = path
+        self.read_only = read_only
         self._digest_cache: dict[str, list[object]] | None = None
         try:
             if path is None:
@@ -561,7 +562,8 @@ class OxigraphStore:
         return Path(path)
 
     def close(self) -> None:
-        if self.path is not None:
+        # a read-only instance (pyoxigraph >= 0.4) refuses flush() with a RuntimeError: nothing to write anyway
+        if self.path is not None and not self.read_only and self._store is not None:
             with contextlib.suppress(OSError):
                 self._store.flush()
         self._store = None  # type: ignore[assignment]
