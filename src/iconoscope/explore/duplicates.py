@@ -146,8 +146,11 @@ def embedding_candidates(X: np.ndarray, k: int = NEIGHBOURS, baseline: tuple[int
 
     ``margin`` = cosine - (baseline_i + baseline_j) / 2, where an image's baseline is the mean cosine of its
     neighbours ranked ``baseline[0]``..``baseline[1]``. Centring (subtracting the collection's mean vector) removes
-    the component every embedding of a backbone shares (post-ReLU CNN features all point into one orthant), so the
-    same margin works across backbones.
+    the component every embedding of a backbone shares (post-ReLU CNN features all point into one orthant), which
+    makes margins comparable across backbones; the thresholds were still measured with one (MobileNetV2 on the
+    pomological sheets): a weak backbone (the demo's small CNN, trained on 300 drawings) gives look-alikes margins as
+    high as copies get, so re-measure (``bench/explore_duplicates.py --backbone``) or raise ``margin_min`` for
+    another backbone.
     """
     from iconoscope.explore.index import build_index
 
