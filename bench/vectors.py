@@ -150,15 +150,16 @@ def make_backend(name: str, X: np.ndarray, k: int) -> tuple[Any, float, dict[str
 
 def bench_backend(name: str, X: np.ndarray, Q: np.ndarray, truth: np.ndarray, n_latency: int) -> dict[str, Any]:
     rss0 = rss_gib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     search, mem, params = make_backend(name, X, truth.shape[1])
-    build = time.perf_counter() - t0
+    build, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     n_latency = min(n_latency, 30 if name == "exact" else n_latency, len(Q))
     med, p95 = latency_ms(search, Q[:n_latency])
     t = time.perf_counter()
     got = search(Q)
     qps = len(Q) / (time.perf_counter() - t)
-    res = {"backend": name, "n": len(X), "build_s": round(build, 2), "index_gib": round(mem, 3),
+    res = {"backend": name, "n": len(X), "build_s": round(build, 2), "build_cpu_s": round(build_cpu, 1),
+           "index_gib": round(mem, 3),
            "rss_delta_gib": round(rss_gib() - rss0, 3), "latency_ms_median": round(med, 3),
            "latency_ms_p95": round(p95, 3), "queries_for_latency": n_latency, "batch_qps": round(qps, 1),
            "recall_at_10": round(recall(got, truth), 4), **params}
@@ -232,13 +233,14 @@ def bench_knn_pass(X: np.ndarray, planted: np.ndarray, brute_full_max: int, samp
     n = len(X)
     rss0 = rss_gib()
     Xc = X - X.mean(axis=0)
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), time.process_time()
     idx = VectorIndex(X.shape[1], kind="auto")
     idx.add([str(i) for i in range(n)], Xc, show_progress=True)
     build = time.perf_counter() - t
     t = time.perf_counter()
     ids, nbr, _ = idx.knn_graph(k, show_progress=True)
     graph_s = time.perf_counter() - t
+    ann_cpu = time.process_time() - c0  # CPU seconds, all threads: on a shared machine wall time depends on the load
     pos = np.array([int(x) for x in ids], dtype=np.int64)
     graph = np.empty_like(nbr)
     graph[pos] = np.where(nbr >= 0, pos[np.clip(nbr, 0, None)], -1)
@@ -259,7 +261,8 @@ def bench_knn_pass(X: np.ndarray, planted: np.ndarray, brute_full_max: int, samp
     src, cp = in_prefix[:, 0], in_prefix[:, 1]
     hit = (graph[src] == cp[:, None]).any(axis=1) | (graph[cp] == src[:, None]).any(axis=1)
     res = {"n": n, "k": k, "index": kind, "pair_nprobe": nprobe, "index_build_s": round(build, 1),
-           "graph_s": round(graph_s, 1), "ann_total_s": round(build + graph_s, 1), "brute_force_s": round(brute_s, 1),
+           "graph_s": round(graph_s, 1), "ann_total_s": round(build + graph_s, 1), "ann_cpu_s": round(ann_cpu, 1),
+           "brute_force_s": round(brute_s, 1),
            "brute_force_measured_s": round(measured, 1),
            "brute_force_scope": "all rows" if len(rows) == n else f"{len(rows)} sampled rows, extrapolated "
                                                                    f"x{n / len(rows):.0f}",
@@ -297,7 +300,7 @@ def main() -> None:
     print(f"data: {n_total} x {args.dim} in {time.perf_counter() - t:.1f} s, rss {rss_gib():.2f} GiB; "
           f"threads {os.cpu_count()}", flush=True)
     out: dict[str, Any] = {"n": args.n, "dim": args.dim, "queries": args.queries, "cpu_count": os.cpu_count(),
-                           "knn": [], "near_duplicates": []}
+                           "loadavg_start": os.getloadavg(), "knn": [], "near_duplicates": []}
     Xk = X[:args.n]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if backends:
@@ -316,21 +319,25 @@ def main() -> None:
             out["near_duplicates"].append(bench_dups(X[:n], planted, args.threshold, args.brute_full_max,
                                                      args.brute_sample, args.seed))
     out["peak_rss_gib"] = round(peak_gib(), 2)
+    out["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
     exact = next((r for r in out["knn"] if r["backend"] == "exact"), None)
     if out["knn"]:
         print(f"\nkNN over {args.n:,} x {args.dim} ({args.queries} held-out queries, recall@10 vs exact)")
-        print("backend | build s | index GiB | latency ms (median/p95) | x faster than exact | batch q/s | recall@10")
+        print("backend | build s (CPU s) | index GiB | latency ms (median/p95) | x faster than exact | batch q/s | "
+              "recall@10")
     for r in out["knn"]:
         ratio = exact["latency_ms_median"] / r["latency_ms_median"] if exact else float("nan")
-        print(f"{r['backend']} | {r['build_s']} | {r['index_gib']} | {r['latency_ms_median']}/{r['latency_ms_p95']} | "
+        print(f"{r['backend']} | {r['build_s']} ({r.get('build_cpu_s')}) | {r['index_gib']} | "
+              f"{r['latency_ms_median']}/{r['latency_ms_p95']} | "
               f"{ratio:.1f} | {r['batch_qps']} | {r['recall_at_10']}")
     if out["near_duplicate_knn"]:
         print(f"\nnear-duplicate pass: the {NEIGHBOURS}-nearest-neighbour graph on centred vectors (duplicates verb)")
-        print("n | index | ANN total s | brute force s | speed-up | recall@k vs brute | planted pairs in graph")
+        print("n | index | ANN total s (CPU s) | brute force s | speed-up | recall@k vs brute | planted pairs in graph")
         for r in out["near_duplicate_knn"]:
-            print(f"{r['n']:,} | {r['index']} (nprobe {r['pair_nprobe']}) | {r['ann_total_s']} | {r['brute_force_s']} "
+            print(f"{r['n']:,} | {r['index']} (nprobe {r['pair_nprobe']}) | {r['ann_total_s']} "
+                  f"({r.get('ann_cpu_s')}) | {r['brute_force_s']} "
                   f"({r['brute_force_scope']}) | {r['speedup_vs_brute']} | {r['recall_at_k_vs_brute']} | "
                   f"{r['planted_in_graph']}")
     if out["near_duplicates"]:
