@@ -169,6 +169,64 @@ def test_predict_suggests_only_missing_fields_and_never_touches_curated_values(t
     assert ws.store.count(graphs[0]) == count
 
 
+def test_a_value_a_curator_enters_after_training_is_never_replaced(trained):
+    """The curator's value may disagree with the model: predict leaves it and its record alone, and writes
+    nothing outside its own run graph."""
+    from iconoscope.learn.multimodal import predict_multimodal
+
+    ws, _ = trained
+    review = ws.iris.review_graph()
+    rec = nt_iri(ws.iris.record("r010"))  # by B; the curator says C
+    curated = triple(rec, nt_iri(DCTERMS + "creator"), nt_literal("C"))
+    ws.store.add_to_graph(review, [curated])
+    try:
+        before = _source_triples(ws)
+        rep = predict_multimodal(ws, "mm", progress=False)
+        assert rep.filled["creator"] == 23 and rep.already["creator"] == 217
+        assert _source_triples(ws) == before
+        assert set(ws.store.export("nt", review).decode().splitlines()) == {curated.strip()}
+        q = f"""PREFIX ico: <{ICO}> PREFIX oa: <http://www.w3.org/ns/oa#>
+        SELECT (COUNT(*) AS ?n) WHERE {{ ?a ico:field "creator" ; oa:hasTarget {rec} }}"""
+        assert ws.store.select(q).rows[0][0].py() == 0
+    finally:
+        ws.store.drop_graph(review)
+
+
+def test_records_missing_a_metadata_input_at_predict_time_are_predicted_and_counted(trained):
+    """A record added after training with no genus (or a genus the model never saw) and no image vector: the
+    model answers from what is left, and the report names the inputs it lacked."""
+    from iconoscope.learn.multimodal import predict_multimodal
+
+    ws, _ = trained
+    extra = ws.iris.source_graph("late")
+    lines = []
+    for rid, genus in (("z1", None), ("z2", "Citrus")):
+        r = nt_iri(ws.iris.record(rid))
+        lines += [triple(r, nt_iri(RDF_TYPE), nt_iri(ICO + "Record")),
+                  triple(r, nt_iri(DCTERMS + "identifier"), nt_literal(rid)),
+                  triple(r, nt_iri(ICO + "source"), nt_literal("s"))]
+        if genus:
+            lines.append(triple(r, nt_iri(ws.iris.field("genus")), nt_literal(genus)))
+    ws.store.replace_graph(extra, lines)
+    try:
+        rep = predict_multimodal(ws, "mm", progress=False)
+        assert rep.records == 242
+        assert rep.missing_inputs["image"] == 3  # r005, z1, z2
+        assert rep.missing_inputs["field:genus"] == 2  # z1 has none, z2's was never seen in training
+        assert "records predicted without input 'field:genus'" in rep.summary()
+        assert rep.filled["creator"] == 26 and rep.filled["date"] == 35 + 2
+        from iconoscope.learn.multimodal.fill import fill_rows
+
+        rows = [r for r in fill_rows(ws, "mm", fields=("creator",)) if r.record in ("z1", "z2")]
+        assert sorted((r.record, r.rank) for r in rows) == [("z1", 1), ("z1", 2), ("z1", 3),
+                                                             ("z2", 1), ("z2", 2), ("z2", 3)]
+        assert all(0.0 <= r.score <= 1.0 for r in rows)
+        assert sum(r.score for r in rows if r.record == "z1") == pytest.approx(1.0, abs=1e-4)
+    finally:
+        ws.store.drop_graph(extra)
+        predict_multimodal(ws, "mm", progress=False)  # the shared fixture's run as before
+
+
 def test_fill_lists_ranked_suggestions_and_drops_records_a_curator_filled(trained):
     from iconoscope.learn.multimodal import predict_multimodal
     from iconoscope.learn.multimodal.fill import fill_rows
