@@ -150,3 +150,24 @@ def test_finetune_smallcnn_from_scratch(workspace, tmp_path: Path) -> None:
     assert len(list(csv.DictReader(out.open()))) == len(new) * 3
     assert clf.backbone == rep.backbone
     ws.close()
+
+
+def test_finetune_schedules(workspace, tmp_path: Path) -> None:
+    """Both learning-rate schedules run to the end (OneCycleLR raises if stepped past its planned steps, so an odd
+    last batch would fail here); an unknown one is a config error naming the value before any image is decoded."""
+    from iconoscope.learn.train import train_classifier
+
+    items = make_images(tmp_path / "img", per_class=7, size=32)  # 21 images: batches of 16 leave a short last one
+    write_labels(workspace.labels_path("cnn"), items)
+    add_classifier(workspace.root, "cnn", "builtin:smallcnn?size=32&widths=8,16", "finetune",
+                   'epochs = 3\nbatch_size = 16\nschedule = "step"')
+    ws = Workspace(workspace.root)
+    assert train_classifier(ws, "cnn", folds=2, show_progress=False).head == "finetune"
+    ws.close()
+    add_classifier(workspace.root, "bad", "builtin:smallcnn?size=32&widths=8,16", "finetune",
+                   'epochs = 3\nschedule = "cosine"')
+    write_labels(workspace.labels_path("bad"), items)
+    ws = Workspace(workspace.root)
+    with pytest.raises(ConfigError, match="schedule = 'cosine'"):
+        train_classifier(ws, "bad", show_progress=False)
+    ws.close()
