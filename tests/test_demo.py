@@ -31,11 +31,11 @@ def test_demo_quick_runs_every_stage(tmp_path: Path, capsys) -> None:
                  "multimodal", "similar", "duplicates", "map"):
         assert step in steps
     assert res.facts["mAP"] is not None and 0.0 <= res.facts["mAP"] <= 1.0
-    # re-encoded and resized copies keep their perceptual hashes: found whatever the network learned. Crops move
-    # every pixel, so finding them rests on the embedding, which 3 epochs on 80 images make weak: most, not all.
+    # re-encoded and resized copies keep their perceptual hashes: all found. Crops move every pixel (the demo looks
+    # for copies by hash only, see demo/run.py), so they may be missed, and nothing else may be.
     assert res.facts["duplicates_planted"] > 0
     assert set(res.facts["duplicates_missed"]) <= {"crop"}
-    assert res.facts["duplicates_found"] >= res.facts["duplicates_planted"] - 2
+    assert res.facts["duplicates_found"] >= res.facts["duplicates_planted"] * 2 // 3
     assert Path(dict(res.lines)["map"]).exists()
     assert "Iconoscope demo: summary" in capsys.readouterr().out
     # idempotent: a second run in the same folder reuses the data and does not duplicate triples

@@ -36,13 +36,16 @@ subject = "sujet"
 image = "image"
 
 # What is depicted: nine subjects of the demo thesaurus (records below a category count as positives).
-# The weight-free path: a narrow smallcnn trained from scratch (the network then serves as the backbone).
+# The weight-free path: a narrow smallcnn trained from scratch (the network then serves as the backbone), at 64 px
+# (the drawings are 96 px and their subjects large), with the one-cycle schedule (see learn/finetune.py).
 [classifiers.sujets]
 vocabulary = "demo"
 categories = [{categories}]
-backbone = "builtin:smallcnn?widths=16,32,64,128"
+backbone = "builtin:smallcnn?widths=16,32,64,128&size=64"
 head = "finetune"
 epochs = {epochs}
+batch_size = 16
+lr = 3e-3
 folds = {folds}
 
 # Who made it: image + technique + date -> creator (the multimodal multitask model).
@@ -59,7 +62,7 @@ port = 8000
 """
 
 
-def write_config(root: Path, epochs: int = 10, folds: int = 5) -> Path:
+def write_config(root: Path, epochs: int = 40, folds: int = 5) -> Path:
     """``epochs``/``folds`` trade the demo's run time against its figures (``--quick`` uses few of both)."""
     cats = ", ".join(f'"{concept_iri(c)}"' for c in DRAWABLE)
     path = Path(root) / "iconoscope.toml"
