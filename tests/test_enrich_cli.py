@@ -76,3 +76,15 @@ def test_suggest_related_cli(root: Path, tmp_path: Path) -> None:
     assert f"{len(rows)} skos:related pair(s)" in res.stdout
     with Workspace(root) as ws:
         assert ws.store.count(ws.iris.rules_graph("related-demo")) > 0
+
+
+def test_predict_floor_is_checked_before_any_work(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A floor outside [0, 1) is a configuration error naming the value (exit 2), before the classifier is loaded."""
+    from iconoscope.cli import main
+
+    try:
+        rc = main(["-w", str(root), "predict", "demo", "--floor", "1.5"])
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+    assert "floor 1.5" in capsys.readouterr().err

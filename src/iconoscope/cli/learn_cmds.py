@@ -104,9 +104,12 @@ def eval_(ctx: Context, classifier: str, report_dir: Path | None, fmt: str, comp
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV to write (with --images).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=int, default=None)
+@click.option("--floor", type=float, default=None,
+              help="Store scores at or above this (graph mode; default 0.05, 0 keeps every score: README "
+                   "'Enrichment' measures the trade-off).")
 @pass_ctx
 def predict(ctx: Context, classifier: str, source: str | None, images_dir: Path | None, out: Path | None,
-            engine: str, workers: int | None) -> None:
+            engine: str, workers: int | None, floor: float | None) -> None:
     """Score the collection into a prediction run, or loose files (--images DIR --out FILE.csv)."""
     ws = ctx.ws
     cfg = ws.config.classifier(classifier)
@@ -129,5 +132,5 @@ def predict(ctx: Context, classifier: str, source: str | None, images_dir: Path 
         raise click.UsageError("--out goes with --images (graph predictions go into a run graph)")
     from iconoscope.learn.predict import predict_collection
 
-    res = predict_collection(ws, classifier, source=source, engine=engine)
+    res = predict_collection(ws, classifier, source=source, engine=engine, floor=floor)
     click.echo(f"prediction run: {res}")

@@ -100,11 +100,13 @@ def predict_folder(ws: Any, name: str, folder: Path | str, out: Path | str, **kw
 
 
 def predict_collection(ws: Any, name: str, source: str | None = None, engine: str = "local",
-                       show_progress: bool = True) -> Any:
+                       show_progress: bool = True, floor: float | None = None) -> Any:
     """``predict NAME [--source S]``: embed what is missing, then write a prediction run into the graph."""
     from iconoscope.learn.classifier import load_classifier
     from iconoscope.learn.embed import embed_images
 
+    if floor is not None and not 0.0 <= floor < 1.0:
+        raise ConfigError(f"predict {name}: floor {floor}: expected a score from 0 (keep every score) to below 1")
     clf = load_classifier(ws, name)
     if source is not None:
         ws.config.source(source)  # a clear error for an unknown source
@@ -113,4 +115,6 @@ def predict_collection(ws: Any, name: str, source: str | None = None, engine: st
         from iconoscope.enrich.write import predict_run
     except ImportError as e:
         raise ConfigError(f"writing predictions into the graph needs iconoscope.enrich.write ({e})") from None
-    return predict_run(ws, name, source=source, engine=engine)
+    if floor is None:
+        return predict_run(ws, name, source=source, engine=engine)
+    return predict_run(ws, name, source=source, engine=engine, floor=floor)
