@@ -222,3 +222,28 @@ def test_drawn_images_differ() -> None:
     hs = [image_hashes(drawn_image(100 + k))[0] for k in range(10)]
     d = [int(hamming(a, b)) for i, a in enumerate(hs) for b in hs[i + 1:]]
     assert min(d) > 12
+
+
+def test_map_falls_back_to_the_latest_built(explore_ws) -> None:
+    """A map laid out on another backbone (the demo's fine-tuned CNN) is what the web app shows when the default
+    backbone has none; naming a backbone without a map is still an error."""
+    import shutil
+
+    from iconoscope.errors import IconoscopeError
+    from iconoscope.explore import build_map, load_map
+    from iconoscope.explore.map import map_path
+    from iconoscope.explore.vectors import resolve_spec
+
+    ws, _info = explore_ws
+    data = build_map(ws, method="pca")
+    default = map_path(ws, resolve_spec(ws))
+    other = ws.root / "vectors" / "builtin-smallcnn-weights-elsewhere" / "explore" / "map.json"
+    other.parent.mkdir(parents=True)
+    default.rename(other)
+    try:
+        assert load_map(ws) == json.loads(json.dumps(data))
+        with pytest.raises(IconoscopeError, match="no map yet"):
+            load_map(ws, resolve_spec(ws))
+    finally:
+        other.rename(default)
+        shutil.rmtree(other.parent.parent)

@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 
 from iconoscope.errors import ConfigError, IconoscopeError
 from iconoscope.explore.index import normalize
+from iconoscope.explore.vectors import EXPLORE_DIR
 
 METHODS = ("umap", "pca")
 
@@ -94,14 +95,31 @@ def build_map(ws: Any, spec: str | None = None, method: str = "umap", n_neighbor
     return data
 
 
+def latest_map_path(ws: Any) -> Path | None:
+    """The most recently built map of any backbone (what a viewer wants when none is named), or None."""
+    root = Path(ws.root) / "vectors"
+    maps = [p for p in root.glob(f"*/{EXPLORE_DIR}/map.json") if p.is_file()] if root.is_dir() else []
+    return max(maps, key=lambda p: p.stat().st_mtime) if maps else None
+
+
 def load_map(ws: Any, spec: str | None = None) -> dict[str, Any]:
-    """The saved layout (``build_map``'s JSON); a clear error when the map has not been made yet."""
+    """The saved layout (``build_map``'s JSON); a clear error when the map has not been made yet.
+
+    With no ``spec``: the map of the default backbone when there is one, else the most recently built map (a
+    workspace whose map was laid out on a fine-tuned network, as the demo's, still shows it in the web app)."""
     from iconoscope.explore.vectors import resolve_spec
 
-    spec = resolve_spec(ws, spec)
-    path = map_path(ws, spec)
-    if not path.exists():
-        raise IconoscopeError(f"{path}: no map yet for backbone {spec}; run 'iconoscope map'")
+    path = None
+    try:
+        path = map_path(ws, resolve_spec(ws, spec))
+    except ConfigError:
+        if spec:
+            raise
+    if spec is None and (path is None or not path.exists()):
+        path = latest_map_path(ws) or path
+    if path is None or not path.exists():
+        raise IconoscopeError(f"{path or ws.root}: no map yet for backbone {spec or 'the default'}; "
+                              "run 'iconoscope map'")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
