@@ -207,6 +207,16 @@ class Backbone(ABC):
     def prepare(self, img: Image.Image) -> np.ndarray:
         return self.preparer(img)
 
+    def probe_dim(self) -> None:
+        """Set ``feature_dim`` by running a zero batch of two; a graph traced at batch size 1 (the quantized
+        MobileNetV2, the fp16 SqueezeNet) fails on two, and is then fed one image at a time (``max_batch = 1``)."""
+        probe = np.zeros((2, 3, *self.preprocess.size), np.float32)
+        try:
+            self.feature_dim = self.forward(probe).shape[1]
+        except Exception:
+            self.max_batch = 1
+            self.feature_dim = self.forward(probe[:1]).shape[1]
+
     @abstractmethod
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """``[B, C, H, W]`` float32 -> ``[B, feature_dim]`` float32 features."""

@@ -120,12 +120,7 @@ class OnnxBackbone(Backbone):
         pre = spec.preprocess(base)
         super().__init__(spec=spec.text, preprocess=pre, views=spec.views(), kind="onnx",
                          layer=what + (f", {self.pool}-pooled" if layer != "output" else ""))
-        probe = np.zeros((2, 3, *pre.size), np.float32)
-        try:
-            self.feature_dim = self.forward(probe).shape[1]
-        except Exception:
-            self.max_batch = 1
-            self.feature_dim = self.forward(probe[:1]).shape[1]
+        self.probe_dim()
         self.notes = (f"{'float16' if self.input_dtype == np.float16 else 'float32'} ONNX Runtime; "
                       + ("fixed batch size 1" if self.max_batch == 1 else "batched"))
 

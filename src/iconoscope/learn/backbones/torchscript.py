@@ -106,13 +106,7 @@ class TorchScriptBackbone(Backbone):
         self.max_batch_probe = spec.int("batch", 0)
         super().__init__(spec=spec.text, preprocess=pre, views=spec.views(), kind="torchscript",
                          layer=what + (f", {self.pool}-pooled" if layer != "logits" else ""))
-        probe = np.zeros((2, 3, *pre.size), np.float32)
-        try:
-            self.feature_dim = self.forward(probe).shape[1]
-        except Exception:
-            # traced at batch size 1 (the quantized MobileNetV2's linear layer): feed one image at a time
-            self.max_batch = 1
-            self.feature_dim = self.forward(probe[:1]).shape[1]
+        self.probe_dim()
         if self.max_batch_probe:
             self.max_batch = self.max_batch_probe
         self.notes = ("int8 quantized graph; " if self.quantized else "") + (
