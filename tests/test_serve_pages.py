@@ -178,3 +178,17 @@ def test_api_overview_and_static_assets(client: TestClient) -> None:
     for page in ("/", "/record/r01", "/review", "/sparql", "/map"):
         html = client.get(page, headers={"accept": "text/html"}).text
         assert not re.search(r'(src|href)="(https?:)?//', html), page
+
+
+def test_search_pager_links(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paged results link to the next page (and back), keeping the query."""
+    from iconoscope.serve.routes import pages
+
+    monkeypatch.setattr(pages, "PAGE_SIZE", 5)
+    first = client.get("/").text
+    assert len(cards(first)) == 5
+    nxt = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert nxt and 'rel="prev"' not in first
+    second = client.get(nxt.group(1).replace("&amp;", "&")).text
+    assert len(cards(second)) == 5 and set(cards(second)).isdisjoint(cards(first))
+    assert 'rel="prev"' in second
