@@ -20,7 +20,7 @@ throughput, recall@10 against exact search. ``ivf`` is ``iconoscope.explore.inde
 calibrated at build for recall@10 >= 0.95); ``hnsw`` is faiss IndexHNSWFlat (M=32, efConstruction=64, efSearch=64);
 ``usearch`` is usearch's HNSW (connectivity 16, expansion 128/64).
 
-Peak memory stays under about 7 GiB at 1M (the vectors, 2 GB, and one index at a time). Writes
+Peak memory at 1M was 7.5 GiB, measured (the vectors, 2 GB, a centred copy and one index at a time). Writes
 ``bench/results/vectors.json`` and prints tables.
 """
 
