@@ -201,8 +201,10 @@ def step_explore(ws: Any, truth: dict[str, Any], res: DemoResult) -> None:
     groups = duplicate_groups(ws, spec=spec, use_embeddings=False)
     planted = {frozenset((d["record"], d["copy_of"])) for d in truth["duplicates"]}
     found: set[frozenset[str]] = set()
-    for g in groups:
-        found |= {p for p in planted if p <= set(g["records"])}
+    for g in groups:  # a planted copy counts when the pass paired it with its original directly, not via a chain
+        rec = dict(zip(g["images"], g["records"], strict=True))
+        found |= {p for p in planted
+                  if p in {frozenset((rec.get(q["a"]), rec.get(q["b"]))) for q in g["pairs"]}}
     extra = sum(len(g["records"]) for g in groups) - 2 * len(found)
     missed = sorted(d["transform"] for d in truth["duplicates"]
                     if frozenset((d["record"], d["copy_of"])) not in found)
