@@ -54,6 +54,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("genera_squeezenet_linear", "d", "SqueezeNet 1.1 fp16 ONNX, pre-logits fire9 (512-d), full sheet", "linear"),
     ("genera_mnv2_fulltop", "e", "MobileNetV2 pre-logits, views full+top (2 x 1280-d)", "linear"),
     ("genera_concat", "f", "concat: MobileNetV2 + SqueezeNet pre-logits, views full+top (3584-d)", "linear"),
+    ("genera_concat_mlp", "g", "as (f)", "MLP"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),
 ]
 KEYS = ("mAP", "macro_f1", "top1")
