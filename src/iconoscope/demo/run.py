@@ -114,7 +114,7 @@ def step_predict(ws: Any, res: DemoResult) -> None:
     from iconoscope.learn.predict import predict_collection
 
     rep = predict_collection(ws, "sujets", show_progress=True)
-    res.add("predict", str(rep))
+    res.add("predict", rep.summary() if hasattr(rep, "summary") else str(rep))
 
 
 @_step("6. Ranked search, noise and silence")
@@ -217,7 +217,10 @@ def step_explore(ws: Any, truth: dict[str, Any], res: DemoResult) -> None:
     rep = cluster_collection(ws, spec=spec)
     build_map(ws, spec=spec)
     png = render_map_png(ws, spec=spec)
-    res.add("clusters", str(getattr(rep, "best", rep))[:160])
+    best = rep.chosen
+    sil = "n/a" if best.silhouette is None else f"{best.silhouette:.2f}"
+    res.add("clusters", f"{len(rep.settings)} settings tried (k-means, HDBSCAN); best {best.name}: "
+                        f"{best.n_clusters} clusters, silhouette {sil}")
     res.add("map", str(png))
 
 
