@@ -55,6 +55,8 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("genera_mnv2_fulltop", "e", "MobileNetV2 pre-logits, views full+top (2 x 1280-d)", "linear"),
     ("genera_concat", "f", "concat: MobileNetV2 + SqueezeNet pre-logits, views full+top (3584-d)", "linear"),
     ("genera_concat_mlp", "g", "as (f)", "MLP"),
+    ("genera_concat_4views", "h", "concat: MobileNetV2 + SqueezeNet pre-logits, views full+top+center+inner (7168-d)",
+     "linear"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),
 ]
 KEYS = ("mAP", "macro_f1", "top1")
