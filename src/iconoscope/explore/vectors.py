@@ -39,16 +39,23 @@ def vector_specs(ws: Any) -> list[str]:
     return out
 
 
+def pick_embedded(ws: Any, have: list[str]) -> str | None:
+    """Among embedded specs ``have``: the workspace default when it is one of them, else the only one, else None."""
+    default = ws.config.default_backbone
+    if default in have:
+        return default
+    return have[0] if len(have) == 1 else None
+
+
 def resolve_spec(ws: Any, spec: str | None = None) -> str:
     """The backbone to explore with: ``spec``, else the workspace default when embedded, else the only one embedded."""
     if spec:
         return spec
     have = vector_specs(ws)
     default = ws.config.default_backbone
-    if default in have:
-        return default
-    if len(have) == 1:
-        return have[0]
+    picked = pick_embedded(ws, have)
+    if picked:
+        return picked
     if not have:
         raise ConfigError(f"{ws.root}: no embeddings yet; run 'iconoscope embed' (backbone {default}) first")
     raise ConfigError(f"{ws.root}: embeddings exist for several backbones ({', '.join(have)}) and none is the "

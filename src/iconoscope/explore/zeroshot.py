@@ -129,16 +129,14 @@ def text_tower(ws: Any, spec: str) -> TextTower:
 
 def zero_shot_spec(ws: Any, spec: str | None = None) -> str:
     """The embedded hf: backbone to use: ``spec``, the default backbone, or the only hf: one with embeddings."""
-    from iconoscope.explore.vectors import vector_specs
+    from iconoscope.explore.vectors import pick_embedded, vector_specs
 
     if spec:
         return spec
     have = [s for s in vector_specs(ws) if s.startswith("hf:")]
-    default = ws.config.default_backbone
-    if default in have:
-        return default
-    if len(have) == 1:
-        return have[0]
+    picked = pick_embedded(ws, have)
+    if picked:
+        return picked
     if not have:
         raise ConfigError(f"{ws.root}: zero-shot needs image embeddings from a CLIP/SigLIP model; run e.g. "
                           "'iconoscope embed --backbone hf:openai/clip-vit-base-patch32' (a local copy) first")

@@ -15,20 +15,9 @@ import numpy as np
 def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     """AP as scikit-learn's ``average_precision_score``: sum over thresholds of (R_n - R_{n-1}) P_n; NaN if no
     positive."""
-    y = np.asarray(y, dtype=bool)
-    s = np.asarray(s, dtype=np.float64)
-    npos = int(y.sum())
-    if npos == 0:
+    if not np.asarray(y, dtype=bool).any():
         return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    # one point per distinct score (ties are one threshold)
-    distinct = np.flatnonzero(np.diff(s_sorted)) if len(s_sorted) > 1 else np.array([], dtype=np.int64)
-    ends = np.r_[distinct, len(s_sorted) - 1]
-    tp = np.cumsum(y_sorted)[ends]
-    fp = (ends + 1) - tp
-    precision = tp / (tp + fp)
-    recall = tp / npos
+    precision, recall, _ = pr_curve(y, s)  # one point per distinct score (ties are one threshold)
     prev = np.r_[0.0, recall[:-1]]
     return float(np.sum((recall - prev) * precision))
 
