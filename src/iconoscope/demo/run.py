@@ -114,7 +114,7 @@ def step_predict(ws: Any, res: DemoResult) -> None:
     from iconoscope.learn.predict import predict_collection
 
     rep = predict_collection(ws, "sujets", show_progress=True)
-    res.add("predict", rep.summary() if hasattr(rep, "summary") else str(rep))
+    res.add("predict", rep.summary())
 
 
 @_step("6. Ranked search, noise and silence")
@@ -203,8 +203,7 @@ def step_explore(ws: Any, truth: dict[str, Any], res: DemoResult) -> None:
     found: set[frozenset[str]] = set()
     for g in groups:  # a planted copy counts when the pass paired it with its original directly, not via a chain
         rec = dict(zip(g["images"], g["records"], strict=True))
-        found |= {p for p in planted
-                  if p in {frozenset((rec.get(q["a"]), rec.get(q["b"]))) for q in g["pairs"]}}
+        found |= planted & {frozenset((rec.get(q["a"]), rec.get(q["b"]))) for q in g["pairs"]}
     extra = sum(len(g["records"]) for g in groups) - 2 * len(found)
     missed = sorted(d["transform"] for d in truth["duplicates"]
                     if frozenset((d["record"], d["copy_of"])) not in found)

@@ -109,14 +109,15 @@ def load_map(ws: Any, spec: str | None = None) -> dict[str, Any]:
     workspace whose map was laid out on a fine-tuned network, as the demo's, still shows it in the web app)."""
     from iconoscope.explore.vectors import resolve_spec
 
-    path = None
-    try:
-        path = map_path(ws, resolve_spec(ws, spec))
-    except ConfigError:
-        if spec:
-            raise
-    if spec is None and (path is None or not path.exists()):
-        path = latest_map_path(ws) or path
+    if spec:
+        path: Path | None = map_path(ws, spec)
+    else:
+        try:
+            path = map_path(ws, resolve_spec(ws))
+        except ConfigError:  # no embeddings, or several and none the default: a map may still exist
+            path = None
+        if path is None or not path.exists():
+            path = latest_map_path(ws) or path
     if path is None or not path.exists():
         raise IconoscopeError(f"{path or ws.root}: no map yet for backbone {spec or 'the default'}; "
                               "run 'iconoscope map'")

@@ -112,9 +112,7 @@ def predict_collection(ws: Any, name: str, source: str | None = None, engine: st
         ws.config.source(source)  # a clear error for an unknown source
     embed_images(ws, clf.backbone, engine=engine, sources=[source] if source else None, show_progress=show_progress)
     try:
-        from iconoscope.enrich.write import predict_run
+        from iconoscope.enrich.write import DEFAULT_FLOOR, predict_run
     except ImportError as e:
         raise ConfigError(f"writing predictions into the graph needs iconoscope.enrich.write ({e})") from None
-    if floor is None:
-        return predict_run(ws, name, source=source, engine=engine)
-    return predict_run(ws, name, source=source, engine=engine, floor=floor)
+    return predict_run(ws, name, source=source, engine=engine, floor=DEFAULT_FLOOR if floor is None else floor)
