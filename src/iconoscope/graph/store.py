@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from iconoscope.errors import ConfigError, IconoscopeError
-from iconoscope.graph.terms import Term
+from iconoscope.graph.terms import Term, from_oxigraph
 
 STAGING_PREFIX = "urn:iconoscope:staging:"
 PENDING_PREFIX = STAGING_PREFIX + "pending:"
@@ -182,20 +182,6 @@ class OxigraphStore:
             self.recover()
 
     # ---- conversions
-    def _term(self, t: object) -> Term | None:
-        ox = self._ox
-        if t is None:
-            return None
-        if isinstance(t, ox.NamedNode):
-            return Term("uri", t.value)
-        if isinstance(t, ox.BlankNode):
-            return Term("bnode", t.value)
-        if isinstance(t, ox.Literal):
-            dt = t.datatype.value
-            if t.language:
-                return Term("literal", t.value, None, t.language)
-            return Term("literal", t.value, None if dt.endswith("#string") else dt, None)
-        return Term("literal", str(t))
 
     def _fmt(self, name: str):  # type: ignore[no-untyped-def]
         f = self._ox.RdfFormat
@@ -219,7 +205,7 @@ class OxigraphStore:
         if not isinstance(res, self._ox.QuerySolutions):
             raise IconoscopeError("expected a SELECT query")
         names = [v.value for v in res.variables]
-        term = self._term
+        term = from_oxigraph
         rows = [tuple(term(sol[i]) for i in range(len(names))) for sol in res]
         return SelectResult(names, rows)
 

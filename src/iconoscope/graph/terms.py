@@ -92,3 +92,23 @@ def nt_float(value: float) -> str:
 def triple(s: str, p: str, o: str) -> str:
     """One N-Triples line from already-serialized terms."""
     return f"{s} {p} {o} .\n"
+
+
+def from_oxigraph(x: Any) -> Term | None:
+    """A pyoxigraph term (or None for an unbound variable) as a :class:`Term`; xsd:string literals lose their
+    datatype, as plain literals. Used by the store and by the SPARQL worker process, which must start quickly, so
+    pyoxigraph is imported here only when a term is converted."""
+    import pyoxigraph as ox
+
+    if x is None:
+        return None
+    if isinstance(x, ox.NamedNode):
+        return Term("uri", x.value)
+    if isinstance(x, ox.BlankNode):
+        return Term("bnode", x.value)
+    if isinstance(x, ox.Literal):
+        if x.language:
+            return Term("literal", x.value, None, x.language)
+        dt = x.datatype.value
+        return Term("literal", x.value, None if dt == XSD_STRING else dt, None)
+    return Term("literal", str(x))

@@ -9,24 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from iconoscope.graph.terms import XSD, Term
-
-
-def to_term(x: Any) -> Term | None:
-    import pyoxigraph as ox
-
-    if x is None:
-        return None
-    if isinstance(x, ox.NamedNode):
-        return Term("uri", x.value)
-    if isinstance(x, ox.BlankNode):
-        return Term("bnode", x.value)
-    if isinstance(x, ox.Literal):
-        if x.language:
-            return Term("literal", x.value, None, x.language)
-        dt = x.datatype.value
-        return Term("literal", x.value, None if dt == XSD + "string" else dt, None)
-    return Term("literal", str(x))
+from iconoscope.graph.terms import from_oxigraph
 
 
 class TooManyRows(Exception):
@@ -53,7 +36,7 @@ def evaluate(store: Any, text: str, max_rows: int) -> tuple[str, Any]:
     for i, sol in enumerate(res):
         if i >= max_rows:
             raise TooManyRows(f"the result has more than {max_rows} rows; add a LIMIT (and OFFSET to page)")
-        rows.append(tuple(to_term(sol[j]) for j in range(n)))
+        rows.append(tuple(from_oxigraph(sol[j]) for j in range(n)))
     return "bindings", (names, rows)
 
 
