@@ -205,3 +205,12 @@ def test_field_predictions_have_literal_bodies_and_replace_their_run(ws: Any) ->
     assert latest_run(ws, "demo").run_id == concept_run and list_runs(ws, "mm") == []   # not a concept run
     with pytest.raises(InputError, match="outside"):
         W.write_field_run(ws, "mm", [W.FieldPrediction(ws.iris.record("r1"), "creator", "x", 2.0)], 3)
+
+
+def test_run_report_prints_as_its_summary() -> None:
+    """`iconoscope predict` echoes the report: a sentence, as the ingest and vocabulary reports print, not a repr."""
+    from iconoscope.enrich.write import RunReport
+
+    rep = RunReport("genera", run_id="genera-1", images=3, categories=2, annotations=5, triples=40)
+    assert str(rep) == rep.summary()
+    assert str(rep).startswith("run genera-1: 3 images x 2 categories") and "RunReport(" not in str(rep)

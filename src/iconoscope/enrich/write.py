@@ -66,6 +66,9 @@ class RunReport:
     dropped_runs: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         skipped = "".join(f", {n} skipped ({why})" for why, n in self.skipped.items() if n)
         oof = f" ({self.oof_images} training images scored out-of-fold)" if self.oof_images else ""
