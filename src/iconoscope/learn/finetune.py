@@ -92,10 +92,10 @@ class _Net:
     def __init__(self, pre: Preprocess, widths: tuple[int, ...], n_classes: int, p: dict[str, Any], seed: int):
         import torch
 
-        from iconoscope.learn.backbones.runtime import torch_threads
+        from iconoscope.learn.backbones.runtime import torch_threads, training_threads
         from iconoscope.learn.backbones.smallcnn import build_smallcnn
 
-        torch_threads()
+        torch_threads(training_threads())
         self.torch = torch
         self.model = build_smallcnn(widths, num_classes=n_classes, dropout=float(p["dropout"]), seed=seed)
         self.p = p

@@ -50,9 +50,9 @@ class _TorchHead:
         return type(self)(**copy.deepcopy(self.get_params()))
 
     def _scale_fit(self, X: np.ndarray) -> np.ndarray:
-        from iconoscope.learn.backbones.runtime import torch_threads
+        from iconoscope.learn.backbones.runtime import torch_threads, training_threads
 
-        torch_threads()
+        torch_threads(training_threads())
         X = _normalise(X, self.normalize)  # type: ignore[attr-defined]
         self.mean_ = X.mean(axis=0)
         self.std_ = X.std(axis=0) + 1e-6
