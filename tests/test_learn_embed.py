@@ -113,3 +113,24 @@ def test_concat_store_is_filled_from_its_parts(workspace, tmp_path: Path) -> Non
     assert fails[0]["image"] == "gone" and "file not found" in fails[0]["reason"]
     direct = get_backbone(combo).embed([Image.open(imgs[0][2]).convert("RGB")])
     np.testing.assert_allclose(direct, X[ids.index(imgs[0][0])][None], rtol=1e-4, atol=1e-5)
+
+
+def test_long_concat_spec_gets_a_short_distinct_store(workspace, tmp_path: Path) -> None:
+    """A concat of several multi-view specs names a folder longer than a file system allows (255 bytes):
+    the store name is shortened with a hash of the whole spec, and two long specs differing only at the end
+    still get different stores."""
+    from iconoscope.workspace import SLUG_MAX, slug
+
+    ws = workspace
+    imgs = make_images(tmp_path / "img", per_class=1, size=32)
+    _ingest(ws, [(i, p) for i, _, p in imgs])
+    part = "builtin:colorhist?bins={},2,2&grid=1&views=full,top,center,inner,upper,bottom"
+    long_a = "concat:" + "|".join(part.format(b) for b in (2, 3, 4, 6))
+    long_b = "concat:" + "|".join(part.format(b) for b in (2, 3, 4, 5))
+    assert len(long_a) > 255
+    rep = embed_images(ws, long_a, workers=0, show_progress=False)
+    assert rep.embedded == len(imgs)
+    store = EmbeddingStore(ws, long_a)
+    assert len(store.dir.name) <= SLUG_MAX and store.dir.is_dir() and len(store) == len(imgs)
+    assert slug(long_a) != slug(long_b) and slug(long_a)[:50] == slug(long_b)[:50]
+    assert slug("hf:org/model") == "hf-org-model"  # short names are unchanged (existing stores stay valid)

@@ -14,6 +14,7 @@ Every stage reaches its files through this class, so the layout is written down 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -24,10 +25,22 @@ from iconoscope.graph.vocab import IRIs
 FOLDERS = ("vectors", "models", "labels", "runs", "cache", "reports")
 
 
+#: longest slug kept whole: file systems cap a name at 255 bytes, and a ``concat:`` spec of several multi-view
+#: backbones easily exceeds that; room is left for suffixes such as ``.parquet``.
+SLUG_MAX = 200
+
+
 def slug(text: str) -> str:
-    """A file-system-safe name for a backbone spec or classifier (``hf:org/model`` -> ``hf-org-model``)."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
-    return s or "default"
+    """A file-system-safe name for a backbone spec or classifier (``hf:org/model`` -> ``hf-org-model``).
+
+    A name longer than :data:`SLUG_MAX` keeps its readable head and ends with a hash of the whole text, so two
+    long specs that share a prefix still get different folders (and short names are unchanged).
+    """
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "default"
+    if len(s) > SLUG_MAX:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        s = f"{s[:SLUG_MAX - 17].rstrip('-')}-{digest}"
+    return s
 
 
 class Workspace:
