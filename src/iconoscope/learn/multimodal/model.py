@@ -9,6 +9,15 @@ records that have a label for that task, so one model learns from records with p
 Missing inputs: while training, each input of each record is hidden with probability ``modality_dropout``
 (values zeroed, missing flag raised). The network thus learns what to do without a title or without an image, and
 at prediction time a record missing an input is predicted from the rest instead of failing.
+
+Modality imbalance: trained jointly, the stronger input (the image) fits the labels first and the weaker branch
+(the metadata) stops receiving useful gradient before it has learnt what it could (Wang et al. 2020, "What makes
+training multi-modal classification networks hard?"; Peng et al. 2022, OGM-GE). ``unimodal_loss`` > 0 adds, for
+every task, one auxiliary head on the image branch alone and one on the metadata branch alone; their
+cross-entropies, times ``unimodal_loss``, are added to the loss, so each branch is trained to predict on its own.
+They are used in training only: predictions come from the fused heads, as without them. With a single branch (an
+image-only or a metadata-only model) the option does nothing, so a baseline trained with the same settings is the
+model it was.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ class NetConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
+    unimodal_loss: float = 0.0  # weight of the auxiliary image-only and metadata-only heads (0: none)
     seed: int = 0
     threads: int = 1  # one: small networks, shared CPUs (see iconoscope.learn.text.default_threads)
 
@@ -56,7 +66,9 @@ class NetConfig:
                     raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected a number like {default!r}")
                 if f.name.endswith("dropout") and not 0 <= float(value) < 1:
                     raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected a probability in [0, 1)")
-                if not f.name.endswith(("dropout", "smoothing", "decay", "seed")) and value <= 0:
+                if f.name.endswith(("smoothing", "decay", "seed", "loss")) and value < 0:
+                    raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected zero or a positive number")
+                if not f.name.endswith(("dropout", "smoothing", "decay", "seed", "loss")) and value <= 0:
                     raise ConfigError(f"{where}: key {f.name!r} = {value!r}: expected a positive number")
                 setattr(cfg, f.name, type(default)(value))
         return cfg
@@ -98,6 +110,15 @@ def _build_net(image_dim: int, meta_dim: int, tasks: list[Task], cfg: NetConfig)
             self.shared = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(fused, cfg.shared_units), nn.ReLU(),
                                         nn.Dropout(cfg.dropout))
             self.heads = nn.ModuleList([nn.Linear(cfg.shared_units, t.n_classes) for t in tasks])
+            # built after the rest, so the shared layers start from the same weights with or without them
+            self.aux = cfg.unimodal_loss > 0 and bool(image_dim) and bool(meta_dim)
+            if self.aux:
+                self.image_heads = nn.ModuleList([nn.Sequential(nn.Dropout(cfg.dropout),
+                                                                nn.Linear(cfg.image_units, t.n_classes))
+                                                  for t in tasks])
+                self.meta_heads = nn.ModuleList([nn.Sequential(nn.Dropout(cfg.dropout),
+                                                               nn.Linear(cfg.meta_units, t.n_classes))
+                                                 for t in tasks])
 
         def branches(self, xi: torch.Tensor | None, xm: torch.Tensor | None) -> tuple[Any, Any]:
             hi = self.image(xi) if self.image is not None and xi is not None else None
@@ -150,9 +171,13 @@ class MultimodalClassifier:
             x[:, s.end - 1] = 1.0
         return x
 
-    def _outputs(self, xi: Any, xm: Any) -> list[Any]:
-        """Logits of every task, each from the inputs it may see (branches recomputed only where hidden)."""
+    def _outputs(self, xi: Any, xm: Any, aux: list[Any] | None = None) -> list[Any]:
+        """Logits of every task, each from the inputs it may see (branches recomputed only where hidden). With
+        ``aux`` (a list, training with unimodal heads), appends per task (image-only logits, metadata-only
+        logits), from the same branch outputs as the fused head."""
         outs: list[Any] = [None] * len(self.tasks)
+        if aux is not None:
+            aux.extend([None] * len(self.tasks))
         base = self.net.branches(xi, xm)
         for hide, tids in self._groups().items():
             hi, hm = base
@@ -162,6 +187,8 @@ class MultimodalClassifier:
                 hm = self.net.branches(None, mm)[1] if mm is not xm else hm
             for t, logits in zip(tids, self.net.top(hi, hm, tids), strict=True):
                 outs[t] = logits
+                if aux is not None:
+                    aux[t] = (self.net.image_heads[t](hi), self.net.meta_heads[t](hm))
         return outs
 
     # ---- training
@@ -191,7 +218,6 @@ class MultimodalClassifier:
     def _fit(self, Xi: np.ndarray | None, Xm: np.ndarray | None, Y: list[np.ndarray], has: list[np.ndarray],
              progress: Any = None) -> MultimodalClassifier:
         import torch
-        from torch.nn import functional as F
 
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
@@ -222,19 +248,20 @@ class MultimodalClassifier:
                 idx = perm[start:start + cfg.batch_size]
                 bi = self._hide(xi[idx], "image", gen) if xi is not None else None
                 bm = self._hide(xm[idx], "meta", gen) if xm is not None else None
-                outs = self._outputs(bi, bm)
+                aux: list[Any] | None = [] if self.net.aux else None
+                outs = self._outputs(bi, bm, aux)
                 loss = torch.zeros(())
-                for task, logits, y, h in zip(self.tasks, outs, ys, hs, strict=True):
+                for t, (task, logits, y, h) in enumerate(zip(self.tasks, outs, ys, hs, strict=True)):
                     mask = h[idx]
                     if not mask.any():
                         continue
-                    lg, yy = logits[mask], y[idx][mask]
-                    if task.multilabel:
-                        part = F.binary_cross_entropy_with_logits(lg, yy)
-                    else:
-                        if cfg.label_smoothing > 0:
-                            yy = yy * (1 - cfg.label_smoothing) + cfg.label_smoothing / yy.shape[1]
-                        part = -(yy * F.log_softmax(lg, dim=1)).sum(dim=1).mean()
+                    yy = y[idx][mask]
+                    if not task.multilabel and cfg.label_smoothing > 0:
+                        yy = yy * (1 - cfg.label_smoothing) + cfg.label_smoothing / yy.shape[1]
+                    part = self._loss(task, logits[mask], yy)
+                    if aux is not None:
+                        part = part + cfg.unimodal_loss * (self._loss(task, aux[t][0][mask], yy) +
+                                                           self._loss(task, aux[t][1][mask], yy))
                     loss = loss + task.weight * part
                 opt.zero_grad()
                 loss.backward()
@@ -246,6 +273,15 @@ class MultimodalClassifier:
                 progress.update(1)
         self.net.eval()
         return self
+
+    @staticmethod
+    def _loss(task: Task, logits: Any, target: Any) -> Any:
+        """Cross-entropy of one head over the rows labelled for its task (``target``: a distribution or multi-hot)."""
+        from torch.nn import functional as F
+
+        if task.multilabel:
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
     # ---- prediction
     def predict_proba(self, Xi: np.ndarray | None, Xm: np.ndarray | None, batch_size: int = 4096) -> list[np.ndarray]:
