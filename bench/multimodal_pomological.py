@@ -45,6 +45,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -129,6 +131,29 @@ def artist_folds(models: dict[str, Any]) -> dict[str, list[float]]:
     return {label: [f["top1"] for f in per["creator"][0]["folds"]] for label, per in models.items()}
 
 
+def default_baseline_folds(work: Path, name: str) -> list[float] | None:
+    """Artist top-1 per fold of ``artist_year``'s image-only model, when a variant runs on the same folds.
+
+    A variant that changes a setting the image-only model also reads (``modality_dropout``) gets its own baseline
+    from ``eval --compare-single-input``; its gain is also given against this one, so that it cannot come from a
+    weaker baseline."""
+    from iconoscope.learn.multimodal.data import load_project
+    from iconoscope.learn.multimodal.metrics import task_metrics
+    from iconoscope.learn.multimodal.train import load_oof
+    from iconoscope.workspace import Workspace
+
+    with Workspace.open(work, read_only=True) as ws:
+        path = ws.model_dir("artist_year") / "oof_image_only.npz"
+        mine = ws.model_dir(name) / "oof_image_only.npz"
+        if name == "artist_year" or not path.is_file() or not mine.is_file():
+            return None
+        fold, scores = load_oof(path, load_project(ws, "artist_year"))
+        fold2, scores2 = load_oof(mine, load_project(ws, name))
+    if not np.array_equal(fold, fold2) or scores[0].classes != scores2[0].classes:
+        return None
+    return [f["top1"] for f in task_metrics(scores[0], 0)["folds"]]
+
+
 def run_multimodal(work: Path, name: str) -> tuple[Any, float]:
     """train NAME (second process) + the image-only baseline (here), then eval --compare-single-input."""
     from iconoscope.learn.multimodal.evaluate import baseline_scores, eval_multimodal
@@ -197,12 +222,18 @@ def main() -> None:
         gains = [m - i for m, i in zip(folds["multimodal"], folds["image-only"], strict=True)]
         print("artist top-1 gain per fold: " + ", ".join(f"{g:+.3f}" for g in gains)
               + f" (fold 0: {gains[0]:+.3f}; folds 1-4: {sum(gains[1:]) / len(gains[1:]):+.3f})")
+        default = default_baseline_folds(work, args.name)
+        if default is not None:
+            d = np.array(folds["multimodal"]) - np.array(default)
+            print(f"artist_year's image-only model, same folds: top-1 {np.mean(default):.3f}; gain against it "
+                  f"{d.mean():+.3f} ± {d.std(ddof=1):.3f}, per fold " + ", ".join(f"{g:+.3f}" for g in d))
         for name, value in FLOOR.items():
             print(f"floor (issue 5), artist top-1, {name}: {value:.2f}")
         suffix = "" if args.name == "artist_year" else f"_{args.name}"
         (out / f"multimodal_pomological{suffix}.json").write_text(json.dumps(
             {"name": args.name, "params": params, "inputs": args.inputs.split(","), "backbone": args.backbone,
              "models": rep.models, "gains": rep.gains, "artist_top1_folds": folds, "artist_top1_gain_folds": gains,
+             "artist_year_image_only_top1_folds": default,
              "floor": FLOOR, "seconds": seconds, "embed_seconds": embed_seconds}, indent=1, default=float),
             encoding="utf-8")
     if "meta" in models:
