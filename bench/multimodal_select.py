@@ -43,6 +43,10 @@ multimodal top-1 is not below the current config's. If no candidate beats ``curr
 The chosen one is then run once with the paper's 5-fold protocol (``bench/multimodal_pomological.py --name ...
 --param ...``); outer fold 0's gain is reported apart there, since its training part chose the candidate.
 
+Outcome (session 3; README, multimodal section): the rule chose AB by +0.5 points on dev, within the noise of 3
+folds; on the 5 folds AB's multimodal model was 0.5 points *below* the current one (0.813 vs 0.818), and its
++5.1 against its own image-only model came from that baseline being weaker (0.762 vs 0.770).
+
 Writes one JSON per model under ``bench/results/multimodal_select/`` (so candidates can run in two processes)
 and the table to ``bench/results/multimodal_select.json``.
 """
