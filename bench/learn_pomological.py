@@ -57,6 +57,8 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("genera_concat_mlp", "g", "as (f)", "MLP"),
     ("genera_concat_4views", "h", "concat: MobileNetV2 + SqueezeNet pre-logits, views full+top+center+inner (7168-d)",
      "linear"),
+    ("genera_multilayer", "i", "concat: MobileNetV2 (64/96/160-ch stages + pre-logits) + SqueezeNet (fire5, fire7 + "
+     "pre-logits), views full+top+center+inner (11,008-d)", "linear"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),
 ]
 KEYS = ("mAP", "macro_f1", "top1")

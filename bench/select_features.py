@@ -9,7 +9,7 @@ The README's learning table reports 5-fold cross-validation. Picking a feature s
 the evaluation folds. This script keeps a development protocol apart from it: it takes the *training part of one
 outer fold* (``--dev-fold``, the same grouped, iteratively stratified 5 folds as ``iconoscope train``, seed 0),
 splits that part again into ``--inner`` grouped folds, and scores each candidate feature set there with the linear
-probe (C chosen per candidate on the same dev folds, from 0.03/0.1/0.3). The outer test part of ``--dev-fold``
+probe (C chosen per candidate on the same dev folds, from 0.03/0.1/0.3/1/3). The outer test part of ``--dev-fold``
 is never read; the candidate that wins here is then declared as a project and cross-validated once by
 ``bench/learn_pomological.py``, like every other row.
 
@@ -21,10 +21,30 @@ Candidates (fixed before any of them was scored, in session 3):
 * ``h``: row (h) of the README, MobileNetV2 + SqueezeNet pre-logits, views full/top/center/inner;
 * ``h_color``: (h) + ``builtin:colorhist`` (HSV histograms of the sheet and a 2x2 grid): the colour that an
   ImageNet network keeps least of tells a persimmon from a mango;
-* ``ml``: multi-layer (hypercolumn-like) features: MobileNetV2's 96-channel stage (block 13, 14x14) and
-  SqueezeNet's fire7 (384 channels) pooled beside each network's pre-logits, same four views: mid-level texture
-  and colour, less tied to ImageNet's classes than the last layer;
+* ``ml``: multi-layer (hypercolumn-like) features: MobileNetV2's 160-channel stage (``input47.1``, block 16,
+  7x7) and SqueezeNet's fire7 (384 channels) pooled beside each network's pre-logits, same four views: mid-level
+  texture and colour, less tied to ImageNet's classes than the last layer;
 * ``ml_color``: ``ml`` + the colour histograms.
+
+Added after those four were scored (``ml`` won; its best C was the grid's largest, so C = 1 joined the grid and
+every candidate was scored again on the same dev folds):
+
+* ``ml2``: deeper into the networks: MobileNetV2's 64-, 96- and 160-channel stages and SqueezeNet's fire5 and fire7
+  beside the pre-logits (4 x 2,752-d);
+* ``ml_bce``: the features of ``ml``, one-vs-rest head (below).
+
+Added after ``ml2`` won (deeper helped; its best C was again the largest, so C = 3 joined the grid):
+
+* ``ml3``: every stage of both networks: MobileNetV2's 24-, 32-, 64-, 96- and 160-channel stages, SqueezeNet's
+  fire3, fire5, fire7 and fire8, beside the pre-logits (4 x 3,448-d).
+
+Head variants on the features of (h), added after the first two candidates were scored (they needed no new
+vectors; the outer test fold still unread):
+
+* ``h_bce``: one-vs-rest logistic regressions (sigmoid + BCE) instead of the softmax with a background unit: each
+  genus's ranking is fitted on its own, which is what its average precision measures;
+* ``h_bce_bal``: the same with positives weighted by negatives/positives per genus (``class_weight =
+  "balanced"``), for the rare genera (46-78 records) where the mAP is lost.
 
 Prints a table and writes ``bench/results/select_features.json``.
 """
@@ -48,16 +68,29 @@ V4 = "views=full,top,center,inner"
 COLOR = "builtin:colorhist?grid=2"
 H = f"concat:{MNV2}?layer=pool&{V4}|{SQZ}&layer=pool&{V4}"
 ML = f"concat:{MNV2}?layer=input47.1+pool&{V4}|{SQZ}&layer=fire7/concat_1+pool&{V4}"
+ML3 = (f"concat:{MNV2}?layer=input8.1+input17.1+input29.1+input38.1+input47.1+pool&{V4}"
+       f"|{SQZ}&layer=fire3/concat_1+fire5/concat_1+fire7/concat_1+fire8/concat_1+pool&{V4}")
+ML2 = (f"concat:{MNV2}?layer=input29.1+input38.1+input47.1+pool&{V4}"
+       f"|{SQZ}&layer=fire5/concat_1+fire7/concat_1+pool&{V4}")
 CANDIDATES: dict[str, str] = {
     "h": H,
     "h_color": f"{H}|{COLOR}",
     "ml": ML,
     "ml_color": f"{ML}|{COLOR}",
+    "h_bce": H,
+    "h_bce_bal": H,
+    "ml2": ML2,
+    "ml_bce": ML,
+    "ml3": ML3,
 }
-GRID = (0.03, 0.1, 0.3)
+#: linear-probe parameters of a candidate (the default: softmax with a background unit, no class weights)
+HEAD: dict[str, dict[str, str]] = {"h_bce": {"loss": "bce"}, "ml_bce": {"loss": "bce"},
+                                   "h_bce_bal": {"loss": "bce", "class_weight": "balanced"}}
+GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 
 
-def dev_score(X: np.ndarray, Y: np.ndarray, groups: list[str], inner: int, seed: int) -> dict[str, object]:
+def dev_score(X: np.ndarray, Y: np.ndarray, groups: list[str], inner: int, seed: int,
+              head: dict[str, str] | None = None) -> dict[str, object]:
     """mAP and top-1 of the linear probe by ``inner``-fold CV on (X, Y), for each C of GRID."""
     from iconoscope.learn.heads import LinearProbe
     from iconoscope.learn.kfold import fold_indices, grouped_folds
@@ -68,7 +101,7 @@ def dev_score(X: np.ndarray, Y: np.ndarray, groups: list[str], inner: int, seed:
     for C in GRID:
         S = np.zeros(Y.shape, np.float32)
         for tr, te in folds:
-            S[te] = LinearProbe(C=C).fit(X[tr], Y[tr]).predict_proba(X[te])
+            S[te] = LinearProbe(C=C, **(head or {})).fit(X[tr], Y[tr]).predict_proba(X[te])
         m = evaluate_scores(Y.astype(bool), S, np.full(Y.shape[1], 0.5))
         out[str(C)] = {"mAP": m["mAP"], "top1": m["top1"], "per_class_ap": m.get("per_class_ap")}
     return out
@@ -103,10 +136,11 @@ def main() -> None:
             t0 = time.perf_counter()
             kept, X, left = embeddings_for(ws, dev, spec)
             t1 = time.perf_counter()
-            scores = dev_score(X, kept.Y.astype(np.float32), list(kept.records), args.inner, args.seed)
+            scores = dev_score(X, kept.Y.astype(np.float32), list(kept.records), args.inner, args.seed,
+                               HEAD.get(name))
             best = max(scores, key=lambda c: scores[c]["mAP"])  # type: ignore[index]
-            row = {"spec": spec, "dim": int(X.shape[1]), "n": len(kept), "left_out": len(left),
-                   "by_C": scores, "best_C": float(best), "embed_s": round(t1 - t0, 1),
+            row = {"spec": spec, "head": HEAD.get(name, {}), "dim": int(X.shape[1]), "n": len(kept),
+                   "left_out": len(left), "by_C": scores, "best_C": float(best), "embed_s": round(t1 - t0, 1),
                    "fit_s": round(time.perf_counter() - t1, 1)}
             results[name] = row
             b = scores[best]
