@@ -59,6 +59,7 @@ ROWS: list[tuple[str, str, str, str]] = [
      "linear"),
     ("genera_multilayer", "i", "concat: MobileNetV2 (64/96/160-ch stages + pre-logits) + SqueezeNet (fire5, fire7 + "
      "pre-logits), views full+top+center+inner (11,008-d)", "linear"),
+    ("genera_multilayer_6views", "j", "as (i), views full+top+center+inner+upper+bottom (16,512-d)", "linear"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),
 ]
 KEYS = ("mAP", "macro_f1", "top1")
