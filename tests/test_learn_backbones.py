@@ -202,3 +202,35 @@ def test_register_backbone_adds_a_kind() -> None:
     register_backbone("const", lambda spec, target: Constant(spec.text))
     bb = get_backbone("const:anything")
     assert isinstance(bb, Constant) and bb.spec == "const:anything"
+
+
+def test_layers_lists_feature_maps_with_shapes_and_names_that_work(tmp_path: Path) -> None:
+    """`iconoscope layers` shows the names layer= takes: each listed name embeds with its channel count."""
+    import torch
+    from click.testing import CliRunner
+
+    from iconoscope.cli import cli
+    from iconoscope.learn.backbones.layers import list_layers
+
+    net = tiny_convnet(num_classes=5, width=4)
+    ts, ox = tmp_path / "net.pt", tmp_path / "net.onnx"
+    torch.jit.script(net).save(str(ts))
+    torch.onnx.export(net, (torch.randn(1, 3, 32, 32),), str(ox), input_names=["data"], dynamo=False,
+                      opset_version=13)
+    only_blocks = list_layers(f"torchscript:{ts}")  # no residual add or concat: the pre-logits alone
+    assert [(i.op, i.shape, i.prelogit) for i in only_blocks] == [("pre-logits", (8, 56, 56), True)]
+    every = list_layers(f"torchscript:{ts}", everything=True)
+    relus = [i for i in every if i.op == "aten::relu"]
+    assert [i.shape for i in relus] == [(4, 112, 112), (8, 56, 56)] and relus[-1].prelogit
+    X = get_backbone(f"torchscript:{ts}?size=32&layer={relus[0].name}+pool", cache=False).embed(IMAGES)
+    assert X.shape == (3, 4 + 8)
+    onnx_every = list_layers(f"onnx:{ox}", everything=True)  # probed at the model's own fixed 32 x 32
+    assert {i.op for i in onnx_every} >= {"Conv", "Relu"} and any(i.shape == (4, 16, 16) for i in onnx_every)
+    assert sum(i.prelogit for i in onnx_every) == 1
+    first = next(i for i in onnx_every if i.op == "Relu")
+    assert get_backbone(f"onnx:{ox}?layer={first.name}", cache=False).embed(IMAGES).shape == (3, first.shape[0])
+    res = CliRunner().invoke(cli, ["-w", str(tmp_path / "none"), "layers", f"onnx:{ox}", "--all", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    assert "layer,op,shape,note" in res.output and first.name in res.output
+    bad = CliRunner().invoke(cli, ["-w", str(tmp_path / "none"), "layers", "builtin:smallcnn"])
+    assert bad.exit_code != 0 and "torchscript: and onnx:" in bad.output + str(bad.exception)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sparql": "graph_cmds:sparql",
     "rules": "graph_cmds:rules",
     "labels": "labels_cmds:labels",
+    "layers": "learn_cmds:layers",
     "embed": "learn_cmds:embed",
     "train": "learn_cmds:train",
     "eval": "learn_cmds:eval_",

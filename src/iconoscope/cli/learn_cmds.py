@@ -21,6 +21,25 @@ def _echo(res: object) -> None:
 
 
 @click.command()
+@click.argument("spec")
+@click.option("--all", "everything", is_flag=True, help="Every convolution/activation output, not only block outputs.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@pass_ctx
+def layers(ctx: Context, spec: str, everything: bool, fmt: str) -> None:
+    """List the feature layers of a torchscript:/onnx: backbone, with their shapes, for its layer= option.
+
+    Several can be pooled side by side: layer=NAME+NAME+pool. ${data} and relative paths resolve against the
+    workspace when there is one.
+    """
+    from iconoscope.learn.backbones.layers import list_layers
+
+    ws = ctx.ws if (ctx.workspace_path / "iconoscope.toml").is_file() else None
+    rows = [info.row() for info in list_layers(spec, ws=ws, everything=everything)]
+    cols = ["layer", "op", "shape", "note"]
+    print_table(cols, [[r[c] for c in cols] for r in rows], fmt)
+
+
+@click.command()
 @click.option("--backbone", "spec", help="Backbone spec (default: the collection's default_backbone, or every "
               "backbone of the classifiers when --all).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)

@@ -64,6 +64,18 @@ def _factory(kind: str, spec: str) -> Factory:
     return f
 
 
+def workspace_paths(ws: Any) -> tuple[Path, dict[str, str]]:
+    """(root, [paths]) of a workspace: what ``${name}`` placeholders and relative targets resolve against."""
+    return ws.root, {k: str(v) for k, v in (ws.config.raw.get("paths") or {}).items()}
+
+
+def absolute_paths(root: Path | None, paths: dict[str, str] | None) -> dict[str, str] | None:
+    """[paths] values are relative to the workspace folder, as in iconoscope.toml."""
+    if not paths:
+        return paths
+    return {k: str((root / v).resolve()) if root and not Path(v).is_absolute() else v for k, v in paths.items()}
+
+
 def get_backbone(spec: str, *, root: Path | str | None = None, paths: dict[str, str] | None = None,
                  ws: Any = None, cache: bool = True) -> Any:
     """The backbone for ``spec`` (cached per process: loading a model costs far more than using it).
@@ -71,8 +83,7 @@ def get_backbone(spec: str, *, root: Path | str | None = None, paths: dict[str, 
     ``ws`` (a Workspace) or ``root``/``paths`` resolve relative paths and ``${name}`` placeholders in the target.
     """
     if ws is not None:
-        root = ws.root
-        paths = {k: str(v) for k, v in (ws.config.raw.get("paths") or {}).items()}
+        root, paths = workspace_paths(ws)
     if spec.startswith("concat:"):
         from iconoscope.learn.backbones.concat import ConcatBackbone, split_concat
 
@@ -80,9 +91,7 @@ def get_backbone(spec: str, *, root: Path | str | None = None, paths: dict[str, 
                                      for p in split_concat(spec)])
     parsed = parse_spec(spec)
     root_path = Path(root) if root is not None else None
-    if paths:  # [paths] values are relative to the workspace folder, as in iconoscope.toml
-        paths = {k: str((root_path / v).resolve()) if root_path and not Path(v).is_absolute() else v
-                 for k, v in paths.items()}
+    paths = absolute_paths(root_path, paths)
     target = resolve_target(parsed.target, root_path, paths, spec)
     if "weights" in parsed.options:  # a checkpoint path option resolves like the target
         parsed = replace(parsed, options={**parsed.options,

@@ -1,0 +1,127 @@
+"""Which intermediate layers a ``torchscript:`` or ``onnx:`` backbone offers as features (``iconoscope layers``).
+
+``layer=NAME+NAME+pool`` pools several feature maps side by side (hypercolumn-like features); on the pomological
+watercolours, mid-level stages beside the pre-logits raised the 5-fold CV mAP of the genera from 0.963 to 0.969
+(README, rows h-j). The names are graph-internal (a TorchScript value such as ``input29.1``, an ONNX tensor such as
+``fire5/concat_1``), so a user needs a way to see them with their shapes: this module lists the block outputs
+(residual additions and concatenations) or, with ``everything``, every convolution/activation output, and runs one
+blank image through the network to report each one's channels and spatial size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iconoscope.errors import ConfigError
+from iconoscope.learn.backbones.spec import parse_spec
+
+#: node kinds whose outputs end a block (always listed) / any other feature map (listed with ``everything``)
+_TS_BLOCKS = ("quantized::add", "quantized::add_relu", "quantized::cat", "aten::add", "aten::add_", "aten::cat")
+_TS_MORE = ("quantized::conv2d", "quantized::conv2d_relu", "aten::_convolution", "aten::conv2d", "aten::relu",
+            "aten::relu_", "aten::hardtanh", "aten::hardtanh_", "aten::max_pool2d", "quantized::max_pool2d")
+_ONNX_BLOCKS = ("Add", "Concat", "Sum")
+_ONNX_MORE = ("Conv", "Relu", "Clip", "MaxPool", "AveragePool", "HardSwish", "Sigmoid", "Mul")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One candidate feature map: its name for ``layer=``, the op that makes it and its shape for one image."""
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    prelogit: bool = False  # what ``layer=pool`` picks
+
+    def row(self) -> dict[str, str]:
+        return {"layer": self.name, "op": self.op, "shape": " x ".join(map(str, self.shape)),
+                "note": "layer=pool (pre-logits, the default)" if self.prelogit else ""}
+
+
+def list_layers(spec: str, *, ws: Any = None, everything: bool = False) -> list[LayerInfo]:
+    """The candidate feature layers of ``spec`` (a ``torchscript:`` or ``onnx:`` spec), shallow to deep.
+
+    ``ws``: a workspace whose folder and ``[paths]`` resolve ``${data}`` and relative targets (as for training).
+    """
+    from iconoscope.learn.backbones import absolute_paths, resolve_target, workspace_paths
+
+    parsed = parse_spec(spec)
+    root, paths = workspace_paths(ws) if ws is not None else (None, None)
+    target = resolve_target(parsed.target, root, absolute_paths(root, paths), spec)
+    if parsed.kind == "torchscript":
+        return _torchscript_layers(spec, target, everything)
+    if parsed.kind == "onnx":
+        return _onnx_layers(spec, target, everything)
+    raise ConfigError(f"backbone {spec!r}: layers are listed for torchscript: and onnx: specs; builtin: and hf: "
+                      "backbones name their feature layers in the README's backbone table")
+
+
+def _torchscript_layers(spec: str, path: str, everything: bool) -> list[LayerInfo]:
+    import torch
+
+    from iconoscope.learn.backbones.torchscript import _pool_input, cut_graph
+
+    kinds = _TS_BLOCKS + (_TS_MORE if everything else ())
+    try:
+        module = torch.jit.load(path, map_location="cpu")
+    except Exception as e:
+        raise ConfigError(f"backbone {spec!r}: cannot load {path} as TorchScript: {e}") from None
+    module.eval()
+    graph = module.forward.graph
+    torch._C._jit_pass_inline(graph)
+    try:
+        pre = _pool_input(graph, spec).debugName()
+    except ConfigError:
+        pre = None
+    found = [(o.debugName(), n.kind()) for n in graph.nodes() if n.kind() in kinds for o in n.outputs()]
+    if pre is not None and pre not in {name for name, _ in found}:
+        found.append((pre, "pre-logits"))
+    if not found:
+        raise ConfigError(f"backbone {spec!r}: no block output found; try everything=True (--all)")
+    cut_graph(module, "+".join(name for name, _ in found), spec)
+    with torch.inference_mode():
+        outs = module(torch.zeros(1, 3, 224, 224))
+    outs = outs if isinstance(outs, (tuple, list)) else [outs]
+    out: list[LayerInfo] = []
+    for (name, op), t in zip(found, outs, strict=True):
+        if t.dim() == 4:  # feature maps only: poolable per channel
+            out.append(LayerInfo(name, op, tuple(int(s) for s in t.shape[1:]), name == pre))
+    return out
+
+
+def _onnx_layers(spec: str, path: str, everything: bool) -> list[LayerInfo]:
+    import onnx
+    from onnx import helper
+
+    from iconoscope.learn.backbones.onnx import find_prelogit, prepare_model
+    from iconoscope.learn.backbones.runtime import ort_session
+
+    try:
+        model = onnx.load(path)
+    except Exception as e:
+        raise ConfigError(f"backbone {spec!r}: cannot read {path} as ONNX: {e}") from None
+    kinds = _ONNX_BLOCKS + (_ONNX_MORE if everything else ())
+    try:
+        pre = find_prelogit(model.graph)
+    except ConfigError:
+        pre = None
+    found = [(o, n.op_type) for n in model.graph.node if n.op_type in kinds for o in n.output]
+    if pre is not None and pre not in {name for name, _ in found}:
+        found.append((pre, "pre-logits"))
+    if not found:
+        raise ConfigError(f"backbone {spec!r}: no block output found; try everything=True (--all)")
+    model, tensors, _ = prepare_model(model, "+".join(name for name, _ in found))
+    inits = {i.name for i in model.graph.initializer}
+    data_input = next(i for i in model.graph.input if i.name not in inits)
+    dims = [d.dim_value or 1 for d in data_input.type.tensor_type.shape.dim]  # the batch axis is free: 1
+    dtype = helper.tensor_dtype_to_np_dtype(data_input.type.tensor_type.elem_type)
+    session = ort_session(model.SerializeToString(), 1)
+    outs = session.run(tensors, {data_input.name: np.zeros([1, *dims[1:]], dtype=dtype)})
+    result: list[LayerInfo] = []
+    for (name, op), a in zip(found, outs, strict=True):
+        arr: Any = np.asarray(a)
+        if arr.ndim == 4:
+            result.append(LayerInfo(name, op, tuple(int(s) for s in arr.shape[1:]), name == pre))
+    return result
