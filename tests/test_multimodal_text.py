@@ -236,3 +236,21 @@ lr = 0.005
         assert best["q0"] == "portrait" and best["q1"] == "landscape" and "q2" in best
     finally:
         ws.close()
+
+
+def test_one_thread_variable_for_every_torch_model(monkeypatch) -> None:
+    """ICONOSCOPE_THREADS sets the text encoder's and multimodal model's threads as it does the backbones';
+    the older ICONOSCOPE_TORCH_THREADS still works; nonsense falls back to one thread."""
+    from iconoscope.learn.text import default_threads
+
+    monkeypatch.delenv("ICONOSCOPE_THREADS", raising=False)
+    monkeypatch.delenv("ICONOSCOPE_TORCH_THREADS", raising=False)
+    assert default_threads() == 1
+    monkeypatch.setenv("ICONOSCOPE_TORCH_THREADS", "2")
+    assert default_threads() == 2
+    monkeypatch.setenv("ICONOSCOPE_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("ICONOSCOPE_THREADS", "many")
+    assert default_threads() == 2
+    monkeypatch.setenv("ICONOSCOPE_TORCH_THREADS", "0")
+    assert default_threads() == 1
