@@ -57,33 +57,28 @@ INPUTS = ["image", "field:genus", "field:scientific_name", "field:variety", "dat
 FLOOR = {"image (MobileNetV2 logits + logistic regression)": 0.68, "species/genus/decade only": 0.44}
 
 EXAMPLE = ROOT / "examples" / "pomological"
+#: what the multimodal model and its metadata-only twin share: same targets, min_count and seed, hence same folds
+SETTINGS = """targets = ["creator", "date:10"]
+min_count = {{ creator = 50, date = 10 }}
+folds = 5
+epochs = {epochs}
+image_units = 256
+shared_units = 512
+lr = 0.002
+"""
 CLASSIFIER = """
 # the multitask model of issue 5 (appended by bench/multimodal_pomological.py)
 [classifiers.artist_year]
 head = "multimodal"
 backbone = "{backbone}"
 inputs = {inputs}
-targets = ["creator", "date:10"]
-min_count = {{ creator = 50, date = 10 }}
-folds = 5
-epochs = {epochs}
-image_units = 256
-shared_units = 512
-lr = 0.002
-"""
+""" + SETTINGS
 META = """
 # metadata only, same targets, min_count and seed (hence the same folds): what the fields alone give
 [classifiers.artist_year_meta]
 head = "multimodal"
 inputs = {inputs}
-targets = ["creator", "date:10"]
-min_count = {{ creator = 50, date = 10 }}
-folds = 5
-epochs = {epochs}
-image_units = 256
-shared_units = 512
-lr = 0.002
-"""
+""" + SETTINGS
 
 
 def parse_params(items: list[str]) -> list[str]:
