@@ -67,21 +67,11 @@ def main() -> None:
     ap.add_argument("--inner", type=int, default=3)
     args = ap.parse_args()
 
-    from multimodal_select import image_only, result
+    from multimodal_select import dev_setup, image_only, result
 
-    from iconoscope.learn.multimodal.data import gather, load_project
-    from iconoscope.learn.multimodal.train import Targets, cross_validate, make_folds, prepare_targets
-    from iconoscope.workspace import Workspace
+    from iconoscope.learn.multimodal.train import cross_validate
 
-    with Workspace.open(args.work, read_only=True) as ws:
-        project = load_project(ws, args.name)
-        raw = gather(ws, project, progress=False)
-    targets = prepare_targets(project, raw)
-    outer = make_folds(targets, project.folds, project.net.seed)
-    dev = (outer >= 0) & (outer != args.dev_fold)
-    dev_targets = Targets(targets.encoders, targets.Y, [h & dev for h in targets.has])
-    inner = make_folds(dev_targets, args.inner, project.net.seed)
-    assert not (inner[outer == args.dev_fold] >= 0).any(), "an outer test row got an inner fold"
+    project, raw, dev_targets, inner = dev_setup(args.work, args.name, args.dev_fold, args.inner)
 
     experts: dict[str, Any] = {}
     meta = replace(project, inputs=[i for i in project.inputs if i not in project.image_inputs])
@@ -89,7 +79,7 @@ def main() -> None:
         print(f"cross-validating {label} on the dev folds ...", file=sys.stderr, flush=True)
         experts[label] = cross_validate(proj, raw, dev_targets, inner, label, progress=False)
     rows: dict[str, dict[str, Any]] = {}
-    for t, enc in enumerate(targets.encoders):
+    for t, enc in enumerate(dev_targets.encoders):
         Pi, Pm = experts["image-only"][t].P, experts["metadata-only"][t].P
         Y, has = experts["image-only"][t].Y, experts["image-only"][t].has
         Ppoe = product_of_experts(Pi, Pm, Y, has, inner, args.inner)

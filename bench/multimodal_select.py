@@ -177,6 +177,28 @@ def choose(rows: dict[str, dict[str, Any]]) -> str:
     return best if ok[best]["gain"] > cur["gain"] else "current"
 
 
+def dev_setup(work: Path, name: str, dev_fold: int, k: int) -> tuple[Any, Any, Any, np.ndarray]:
+    """(project, raw data, targets labelled on the dev part only, inner folds): the development protocol.
+
+    The outer folds are ``train``'s; only the training part of ``dev_fold`` gets inner folds (checked)."""
+    from iconoscope.learn.multimodal.data import gather, load_project
+    from iconoscope.learn.multimodal.train import Targets, make_folds, prepare_targets
+    from iconoscope.workspace import Workspace
+
+    with Workspace.open(work, read_only=True) as ws:
+        project = load_project(ws, name)
+        raw = gather(ws, project, progress=False)
+    targets = prepare_targets(project, raw)
+    outer = make_folds(targets, project.folds, project.net.seed)
+    dev = (outer >= 0) & (outer != dev_fold)
+    dev_targets = Targets(targets.encoders, targets.Y, [h & dev for h in targets.has])
+    inner = make_folds(dev_targets, k, project.net.seed)
+    assert not (inner[outer == dev_fold] >= 0).any(), "an outer test row got an inner fold"
+    print(f"dev: {int((inner >= 0).sum())} labelled sheets of outer fold {dev_fold}'s training part, {k} inner "
+          f"folds; outer test part ({int((outer == dev_fold).sum())}) unused", file=sys.stderr)
+    return project, raw, dev_targets, inner
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-mm-pom"))
@@ -188,22 +210,7 @@ def main() -> None:
     args = ap.parse_args()
     names = args.candidates.split(",")
     if not args.table:
-        from iconoscope.learn.multimodal.data import gather, load_project
-        from iconoscope.learn.multimodal.train import Targets, make_folds, prepare_targets
-        from iconoscope.workspace import Workspace
-
-        with Workspace.open(args.work, read_only=True) as ws:
-            project = load_project(ws, args.name)
-            raw = gather(ws, project, progress=False)
-        targets = prepare_targets(project, raw)
-        outer = make_folds(targets, project.folds, project.net.seed)
-        dev = (outer >= 0) & (outer != args.dev_fold)
-        dev_targets = Targets(targets.encoders, targets.Y, [h & dev for h in targets.has])
-        inner = make_folds(dev_targets, args.inner, project.net.seed)
-        assert not (inner[outer == args.dev_fold] >= 0).any(), "an outer test row got an inner fold"
-        print(f"dev: {int((inner >= 0).sum())} labelled sheets of outer fold {args.dev_fold}'s training part, "
-              f"{args.inner} inner folds; outer test part ({int((outer == args.dev_fold).sum())}) unused",
-              file=sys.stderr)
+        project, raw, dev_targets, inner = dev_setup(args.work, args.name, args.dev_fold, args.inner)
         for name in names:
             p = variant(project, CANDIDATES[name])
             for what, proj in (("image-only", image_only(p)), ("multimodal", p)):
