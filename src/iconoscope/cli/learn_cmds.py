@@ -31,9 +31,10 @@ def layers(ctx: Context, spec: str, everything: bool, fmt: str) -> None:
     Several can be pooled side by side: layer=NAME+NAME+pool. ${data} and relative paths resolve against the
     workspace when there is one.
     """
+    from iconoscope.config import CONFIG_NAME
     from iconoscope.learn.backbones.layers import list_layers
 
-    ws = ctx.ws if (ctx.workspace_path / "iconoscope.toml").is_file() else None
+    ws = ctx.ws if (ctx.workspace_path / CONFIG_NAME).is_file() else None
     rows = [info.row() for info in list_layers(spec, ws=ws, everything=everything)]
     cols = ["layer", "op", "shape", "note"]
     print_table(cols, [[r[c] for c in cols] for r in rows], fmt)

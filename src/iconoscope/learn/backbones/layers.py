@@ -58,28 +58,29 @@ def list_layers(spec: str, *, ws: Any = None, everything: bool = False) -> list[
                       "backbones name their feature layers in the README's backbone table")
 
 
+def _with_prelogit(found: list[tuple[str, str]], pre: str | None, spec: str) -> list[tuple[str, str]]:
+    """The (name, op) candidates plus the pre-logit map when it is not among them; none at all is an error."""
+    if pre is not None and pre not in {name for name, _ in found}:
+        found = [*found, (pre, "pre-logits")]
+    if not found:
+        raise ConfigError(f"backbone {spec!r}: no block output found; try everything=True (--all)")
+    return found
+
+
 def _torchscript_layers(spec: str, path: str, everything: bool) -> list[LayerInfo]:
     import torch
 
-    from iconoscope.learn.backbones.torchscript import _pool_input, cut_graph
+    from iconoscope.learn.backbones.torchscript import _pool_input, cut_graph, load_inlined
 
     kinds = _TS_BLOCKS + (_TS_MORE if everything else ())
-    try:
-        module = torch.jit.load(path, map_location="cpu")
-    except Exception as e:
-        raise ConfigError(f"backbone {spec!r}: cannot load {path} as TorchScript: {e}") from None
-    module.eval()
+    module = load_inlined(path, spec)
     graph = module.forward.graph
-    torch._C._jit_pass_inline(graph)
     try:
         pre = _pool_input(graph, spec).debugName()
     except ConfigError:
         pre = None
-    found = [(o.debugName(), n.kind()) for n in graph.nodes() if n.kind() in kinds for o in n.outputs()]
-    if pre is not None and pre not in {name for name, _ in found}:
-        found.append((pre, "pre-logits"))
-    if not found:
-        raise ConfigError(f"backbone {spec!r}: no block output found; try everything=True (--all)")
+    found = _with_prelogit([(o.debugName(), n.kind()) for n in graph.nodes() if n.kind() in kinds
+                            for o in n.outputs()], pre, spec)
     cut_graph(module, "+".join(name for name, _ in found), spec)
     with torch.inference_mode():
         outs = module(torch.zeros(1, 3, 224, 224))
@@ -92,26 +93,19 @@ def _torchscript_layers(spec: str, path: str, everything: bool) -> list[LayerInf
 
 
 def _onnx_layers(spec: str, path: str, everything: bool) -> list[LayerInfo]:
-    import onnx
     from onnx import helper
 
-    from iconoscope.learn.backbones.onnx import find_prelogit, prepare_model
+    from iconoscope.learn.backbones.onnx import find_prelogit, load_model, prepare_model
     from iconoscope.learn.backbones.runtime import ort_session
 
-    try:
-        model = onnx.load(path)
-    except Exception as e:
-        raise ConfigError(f"backbone {spec!r}: cannot read {path} as ONNX: {e}") from None
+    model = load_model(path, spec)
     kinds = _ONNX_BLOCKS + (_ONNX_MORE if everything else ())
     try:
         pre = find_prelogit(model.graph)
     except ConfigError:
         pre = None
-    found = [(o, n.op_type) for n in model.graph.node if n.op_type in kinds for o in n.output]
-    if pre is not None and pre not in {name for name, _ in found}:
-        found.append((pre, "pre-logits"))
-    if not found:
-        raise ConfigError(f"backbone {spec!r}: no block output found; try everything=True (--all)")
+    found = _with_prelogit([(o, n.op_type) for n in model.graph.node if n.op_type in kinds for o in n.output],
+                           pre, spec)
     model, tensors, _ = prepare_model(model, "+".join(name for name, _ in found))
     inits = {i.name for i in model.graph.initializer}
     data_input = next(i for i in model.graph.input if i.name not in inits)

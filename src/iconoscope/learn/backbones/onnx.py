@@ -84,18 +84,25 @@ def prepare_model(model: Any, layer: str) -> tuple[Any, list[str], str]:
     return model, tensors, " + ".join(what)
 
 
+def load_model(path: str, spec_text: str) -> Any:
+    """The ONNX model at ``path``; a missing or unreadable file is a configuration error naming the spec."""
+    import onnx
+
+    if not Path(path).is_file():
+        raise ConfigError(f"backbone {spec_text!r}: ONNX file {path} not found")
+    try:
+        return onnx.load(str(path))
+    except Exception as e:
+        raise ConfigError(f"backbone {spec_text!r}: cannot read {path} as ONNX: {e}") from None
+
+
 class OnnxBackbone(Backbone):
     def __init__(self, spec: Spec, path: str):
         import onnx
 
         spec.check_options({"layer", "pool", "threads"})
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"backbone {spec.text!r}: ONNX file {path} not found")
-        try:
-            model = onnx.load(str(p))
-        except Exception as e:
-            raise ConfigError(f"backbone {spec.text!r}: cannot read {path} as ONNX: {e}") from None
+        model = load_model(path, spec.text)
         base = Preprocess(size=(224, 224), resize="squash")
         meta = {m.key: m.value for m in model.metadata_props}
         sidecar = p.with_name(p.name + ".preprocess.json")

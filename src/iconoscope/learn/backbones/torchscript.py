@@ -75,24 +75,31 @@ def cut_graph(module: Any, layer: str, where: str) -> str:
     return " + ".join(what)
 
 
+def load_inlined(path: str, spec_text: str) -> Any:
+    """The TorchScript archive at ``path`` in eval mode, its submodule calls inlined so that every op of
+    ``forward`` is visible (scripted modules call submodules through prim::CallMethod); a missing or unreadable
+    file is a configuration error naming the spec."""
+    import torch
+
+    if not Path(path).is_file():
+        raise ConfigError(f"backbone {spec_text!r}: TorchScript file {path} not found")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:  # a bad archive reports as configuration: the spec points at the wrong file
+        raise ConfigError(f"backbone {spec_text!r}: cannot load {path} as TorchScript: {e}") from None
+    module.eval()
+    torch._C._jit_pass_inline(module.forward.graph)
+    return module
+
+
 class TorchScriptBackbone(Backbone):
     def __init__(self, spec: Spec, path: str):
-        import torch
 
         from iconoscope.learn.backbones.runtime import torch_threads
 
         spec.check_options({"layer", "pool", "batch"})
         torch_threads(spec.int("threads", 0) or None)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"backbone {spec.text!r}: TorchScript file {path} not found")
-        try:
-            module = torch.jit.load(str(p), map_location="cpu")
-        except Exception as e:  # a bad archive reports as configuration: the spec points at the wrong file
-            raise ConfigError(f"backbone {spec.text!r}: cannot load {path} as TorchScript: {e}") from None
-        module.eval()
-        # scripted modules call submodules (prim::CallMethod); inline them so every op of forward is visible
-        torch._C._jit_pass_inline(module.forward.graph)
+        module = load_inlined(path, spec.text)
         graph_text = str(module.forward.graph)
         self.quantized = "quantized::" in graph_text
         has_pool = any(k in graph_text for k in _POOL_KINDS)
