@@ -35,13 +35,11 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def top1_per_fold(P: np.ndarray, Y: np.ndarray, has: np.ndarray, fold: np.ndarray, k: int) -> list[float]:
-    out = []
-    for f in range(k):
-        rows = np.flatnonzero(has & (fold == f))
-        pred = P[rows].argmax(axis=1)
-        out.append(float((Y[rows, pred] > 0).mean()))
-    return out
+def top1_per_fold(ts: Any, P: np.ndarray) -> list[float]:
+    """Top-1 per inner fold of probabilities ``P`` for task ``ts``, as ``eval`` computes it (task_metrics)."""
+    from iconoscope.learn.multimodal.metrics import task_metrics
+
+    return [f["top1"] for f in task_metrics(replace(ts, P=P), 0)["folds"]]
 
 
 def product_of_experts(Pi: np.ndarray, Pm: np.ndarray, Y: np.ndarray, has: np.ndarray, fold: np.ndarray,
@@ -80,10 +78,10 @@ def main() -> None:
         experts[label] = cross_validate(proj, raw, dev_targets, inner, label, progress=False)
     rows: dict[str, dict[str, Any]] = {}
     for t, enc in enumerate(dev_targets.encoders):
-        Pi, Pm = experts["image-only"][t].P, experts["metadata-only"][t].P
-        Y, has = experts["image-only"][t].Y, experts["image-only"][t].has
-        Ppoe = product_of_experts(Pi, Pm, Y, has, inner, args.inner)
-        rows[enc.name] = {label: top1_per_fold(P, Y, has, inner, args.inner)
+        ts = experts["image-only"][t]
+        Pi, Pm = ts.P, experts["metadata-only"][t].P
+        Ppoe = product_of_experts(Pi, Pm, ts.Y, ts.has, inner, args.inner)
+        rows[enc.name] = {label: top1_per_fold(ts, P)
                           for label, P in (("image-only", Pi), ("metadata-only", Pm), ("late fusion", Ppoe))}
     joint = result("current", "multimodal")  # bench/multimodal_select.py's joint model, same dev folds
     if joint is not None:
