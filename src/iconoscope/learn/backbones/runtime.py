@@ -34,9 +34,14 @@ def busy_threads() -> int | None:
     return 1 if load >= (os.cpu_count() or 1) else None
 
 
+def env_threads() -> int:
+    """``ICONOSCOPE_THREADS`` as a number (0 when unset)."""
+    return int(os.environ.get("ICONOSCOPE_THREADS", "0") or 0)
+
+
 def thread_count(n: int | None = None) -> int | None:
     """Threads for a network: ``n``, else ``ICONOSCOPE_THREADS``, else 1 on a busy machine, else None (all cores)."""
-    return n or int(os.environ.get("ICONOSCOPE_THREADS", "0") or 0) or busy_threads()
+    return n or env_threads() or busy_threads()
 
 
 def training_threads() -> int:
@@ -46,7 +51,7 @@ def training_threads() -> int:
     thread and with two ends up different (the demo's CV mAP: 0.837 with one, 0.821 with two). A seeded training
     run must give the same model whatever else the machine is doing; inference may adapt, its outputs agree to
     rounding. The multimodal model trains with one thread for the same reason (``learn/text.py``)."""
-    return int(os.environ.get("ICONOSCOPE_THREADS", "0") or 0) or 1
+    return env_threads() or 1
 
 
 def torch_threads(n: int | None = None) -> None:
