@@ -96,3 +96,56 @@ def tiny_convnet(num_classes: int = 5, width: int = 8):
             return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
     return Net().eval()
+
+
+def tiny_quantized_net(path: Path, size: int = 32) -> Path:
+    """An int8 TorchScript CNN built as torchvision's quantized MobileNetV2 is (eager-mode quantization: fused
+    conv+ReLU, an inverted-residual block with a quantized skip add, a 1x1 head conv, global pooling, a quantized
+    linear classifier), calibrated on noise and traced; saved at ``path``. Its graph values ``x.1``... are found with
+    :func:`quantized_block_output`."""
+    import warnings
+
+    import torch
+    import torch.ao.quantization as tq
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+            self.stem, self.stem_relu = nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU()
+            self.b1, self.b1_relu = nn.Conv2d(8, 16, 1), nn.ReLU()
+            self.b2, self.b2_relu = nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU()
+            self.b3 = nn.Conv2d(16, 8, 1)
+            self.skip = nn.quantized.FloatFunctional()
+            self.last, self.last_relu = nn.Conv2d(8, 32, 1), nn.ReLU()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(32, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.stem_relu(self.stem(self.quant(x)))
+            x = self.skip.add(x, self.b3(self.b2_relu(self.b2(self.b1_relu(self.b1(x))))))
+            x = self.last_relu(self.last(x))
+            return self.dequant(self.fc(torch.flatten(self.pool(x), 1)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = tq.fuse_modules(Net().eval(), [["stem", "stem_relu"], ["b1", "b1_relu"], ["b2", "b2_relu"],
+                                           ["last", "last_relu"]])
+        m.qconfig = tq.get_default_qconfig("x86")
+        tq.prepare(m, inplace=True)
+        for _ in range(4):
+            m(torch.rand(8, 3, size, size))
+        tq.convert(m, inplace=True)
+        torch.jit.trace(m, torch.rand(2, 3, size, size)).save(str(path))
+    return path
+
+
+def quantized_block_output(path: Path) -> str:
+    """The debug name of the skip add's output in a :func:`tiny_quantized_net` graph (the block boundary)."""
+    from iconoscope.learn.backbones.torchscript import load_inlined
+
+    graph = load_inlined(str(path), "test").forward.graph
+    return next(n.output().debugName() for n in graph.nodes() if n.kind() == "quantized::add")

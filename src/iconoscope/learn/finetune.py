@@ -1,4 +1,5 @@
-"""The ``finetune`` head: train ``builtin:smallcnn`` end to end on the images (the weight-free path).
+"""The ``finetune`` head: train ``builtin:smallcnn`` end to end on the images (the weight-free path), or the top of
+an ImageNet ``torchscript:`` network on stored feature maps (:mod:`iconoscope.learn.finetune_top`).
 
 The seeds' recipe: sigmoid + BCE (positives weighted by negatives/positives per class against imbalance), Adam at
 lr 1e-3, dropout 0.5 before the classifier; light augmentation (horizontal flips, small shifts). The learning-rate
@@ -87,19 +88,91 @@ def decode_images(labels: LabelSet, pre: Preprocess, workers: int | None = None,
 
 
 class _Net:
-    """Training loop around a SmallCNN; inputs are uint8 NHWC, normalised on the fly."""
+    """The training loop (Adam, BCE with class weights, schedule, best epoch on a validation split); subclasses say
+    how a batch of their data becomes logits: pixels through a SmallCNN, or stored feature maps through a fine-tuned
+    top (:mod:`iconoscope.learn.finetune_top`)."""
+
+    def __init__(self, model: Any, n_classes: int, p: dict[str, Any], seed: int):
+        import torch
+
+        from iconoscope.learn.backbones.runtime import torch_threads, training_threads
+
+        torch_threads(training_threads())
+        self.torch = torch
+        self.model = model
+        self.n_classes = n_classes
+        self.p = p
+        self.seed = seed
+
+    def train_logits(self, data: np.ndarray, g: Any) -> Any:
+        raise NotImplementedError
+
+    def eval_logits(self, data: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def scores(self, data: np.ndarray, batch: int = 256) -> np.ndarray:
+        torch = self.torch
+        self.model.eval()
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(data), batch):
+                outs.append(torch.sigmoid(self.eval_logits(data[i:i + batch])).numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.n_classes), np.float32)
+
+    def fit(self, data: np.ndarray, Y: np.ndarray, epochs: int, val: tuple[np.ndarray, np.ndarray] | None = None,
+            progress: Any = None) -> tuple[int, dict[str, Any] | None]:
+        """Train; with ``val``, keep the weights of the best-mAP epoch. Returns (best epoch, best state)."""
+        torch = self.torch
+        F = torch.nn.functional
+        g = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        Yt = torch.from_numpy(Y.astype(np.float32))
+        pos = Yt.sum(0)
+        pw = ((len(Yt) - pos) / pos.clamp(min=1)).clamp(max=50.0) if self.p["class_weight"] == "balanced" else None
+        params = [q for q in self.model.parameters() if q.requires_grad]
+        opt = torch.optim.Adam(params, lr=float(self.p["lr"]), weight_decay=float(self.p["weight_decay"]))
+        bs = int(self.p["batch_size"])
+        per_epoch = max(1, sum(1 for i in range(0, len(data), bs) if len(data) - i >= 2))
+        if self.p["schedule"] == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(self.p["lr"]),
+                                                        total_steps=epochs * per_epoch)
+        else:  # step decay, stepped per batch so that short runs decay at the same share of training
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(epochs * 0.4) * per_epoch), gamma=0.1)
+        best = (-1.0, epochs, None)
+        for epoch in range(1, epochs + 1):
+            self.model.train()
+            perm = torch.randperm(len(data), generator=g).numpy()
+            for i in range(0, len(perm), bs):
+                idx = perm[i:i + bs]
+                if len(idx) < 2:
+                    continue
+                opt.zero_grad()
+                loss = F.binary_cross_entropy_with_logits(self.train_logits(data[idx], g), Yt[idx], pos_weight=pw)
+                loss.backward()
+                opt.step()
+                sched.step()
+            if val is not None:
+                m = _mean_ap(val[1], self.scores(val[0]))
+                if m > best[0]:
+                    best = (m, epoch, copy.deepcopy(self.model.state_dict()))
+            if progress is not None:
+                progress.update(1)
+        if val is not None and best[2] is not None:
+            self.model.load_state_dict(best[2])
+        return best[1], best[2]
+
+
+class _PixelNet(_Net):
+    """A SmallCNN trained from scratch on uint8 NHWC images, normalised on the fly, flips and shifts as
+    augmentation."""
 
     def __init__(self, pre: Preprocess, widths: tuple[int, ...], n_classes: int, p: dict[str, Any], seed: int):
         import torch
 
-        from iconoscope.learn.backbones.runtime import torch_threads, training_threads
         from iconoscope.learn.backbones.smallcnn import build_smallcnn
 
-        torch_threads(training_threads())
-        self.torch = torch
-        self.model = build_smallcnn(widths, num_classes=n_classes, dropout=float(p["dropout"]), seed=seed)
-        self.p = p
-        self.seed = seed
+        super().__init__(build_smallcnn(widths, num_classes=n_classes, dropout=float(p["dropout"]), seed=seed),
+                         n_classes, p, seed)
         scale = np.float32(pre.scale)
         self.mean = torch.tensor(np.asarray(pre.mean, np.float32) / scale).view(1, 3, 1, 1)
         self.std = torch.tensor(np.asarray(pre.std, np.float32) / scale).view(1, 3, 1, 1)
@@ -120,78 +193,50 @@ class _Net:
                 x = pad[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
         return (x - self.mean) / self.std
 
-    def scores(self, imgs: np.ndarray, batch: int = 256) -> np.ndarray:
-        torch = self.torch
-        self.model.eval()
-        outs = []
-        with torch.inference_mode():
-            for i in range(0, len(imgs), batch):
-                outs.append(torch.sigmoid(self.model(self._tensor(imgs[i:i + batch], False))).numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, self.model.head[-1].out_features), np.float32)
+    def train_logits(self, data: np.ndarray, g: Any) -> Any:
+        return self.model(self._tensor(data, True, g))
 
-    def fit(self, imgs: np.ndarray, Y: np.ndarray, epochs: int, val: tuple[np.ndarray, np.ndarray] | None = None,
-            progress: Any = None) -> tuple[int, dict[str, Any] | None]:
-        """Train; with ``val``, keep the weights of the best-mAP epoch. Returns (best epoch, best state)."""
-        torch = self.torch
-        F = torch.nn.functional
-        g = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)
-        Yt = torch.from_numpy(Y.astype(np.float32))
-        pos = Yt.sum(0)
-        pw = ((len(Yt) - pos) / pos.clamp(min=1)).clamp(max=50.0) if self.p["class_weight"] == "balanced" else None
-        opt = torch.optim.Adam(self.model.parameters(), lr=float(self.p["lr"]),
-                               weight_decay=float(self.p["weight_decay"]))
-        bs = int(self.p["batch_size"])
-        per_epoch = max(1, sum(1 for i in range(0, len(imgs), bs) if len(imgs) - i >= 2))
-        if self.p["schedule"] == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(self.p["lr"]),
-                                                        total_steps=epochs * per_epoch)
-        else:  # step decay, stepped per batch so that short runs decay at the same share of training
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(epochs * 0.4) * per_epoch), gamma=0.1)
-        best = (-1.0, epochs, None)
-        for epoch in range(1, epochs + 1):
-            self.model.train()
-            perm = torch.randperm(len(imgs), generator=g).numpy()
-            for i in range(0, len(perm), bs):
-                idx = perm[i:i + bs]
-                if len(idx) < 2:
-                    continue
-                opt.zero_grad()
-                loss = F.binary_cross_entropy_with_logits(self.model(self._tensor(imgs[idx], True, g)), Yt[idx],
-                                                          pos_weight=pw)
-                loss.backward()
-                opt.step()
-                sched.step()
-            if val is not None:
-                m = _mean_ap(val[1], self.scores(val[0]))
-                if m > best[0]:
-                    best = (m, epoch, copy.deepcopy(self.model.state_dict()))
-            if progress is not None:
-                progress.update(1)
-        if val is not None and best[2] is not None:
-            self.model.load_state_dict(best[2])
-        return best[1], best[2]
+    def eval_logits(self, data: np.ndarray) -> Any:
+        return self.model(self._tensor(data, False))
 
 
 def _base_spec(spec: str, name: str) -> str:
+    """``builtin:smallcnn`` (trained from scratch on pixels) or ``torchscript:`` (its top fine-tuned on stored maps);
+    anything else is a configuration error that says what to use instead."""
     from iconoscope.learn.backbones.spec import parse_spec
 
     parsed = parse_spec(spec)
-    if parsed.kind != "builtin" or parsed.target != "smallcnn":
-        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn end to end; "
-                          f"backbone {spec!r} is not trainable here (use head = 'linear' or 'mlp')")
+    if not (parsed.kind == "builtin" and parsed.target == "smallcnn") and parsed.kind != "torchscript":
+        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn end to end, or the top "
+                          f"of a torchscript: network (?layer=VALUE&pool=none); backbone {spec!r} is not trainable "
+                          "here (use head = 'linear' or 'mlp')")
     return spec
+
+
+def _save_smallcnn(ws: Any, net: _Net, spec: str, name: str, version: int, pre: Preprocess,
+                   widths: tuple[int, ...]) -> tuple[str, FeatureLinear]:
+    """Save the trained SmallCNN's weights; returns (its backbone spec, its last layer as a head)."""
+    import torch
+
+    from iconoscope.workspace import slug
+
+    weights_rel = f"models/{slug(name)}/smallcnn-v{version}.pt"
+    torch.save({"state_dict": net.model.state_dict(), "meta": {"widths": list(widths),
+                                                                "preprocess": pre.to_dict()}},
+               ws.root / weights_rel)
+    sep = "&" if "?" in spec else "?"
+    lin = net.model.head[-1]
+    return f"{spec}{sep}weights={weights_rel}", FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy())
 
 
 def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, params: dict[str, Any],
                    show_progress: bool = True) -> TrainReport:
-    """Cross-validate and train a SmallCNN end to end (see module doc)."""
+    """Cross-validate and train a SmallCNN end to end, or an ImageNet network's top (see module doc)."""
     from tqdm import tqdm
 
     from iconoscope.learn.backbones import get_backbone
     from iconoscope.learn.card import write_card
     from iconoscope.learn.classifier import save_model
-    from iconoscope.workspace import slug
 
     cfg = ws.config.classifier(name)
     spec = _base_spec(cfg.backbone, name)
@@ -200,11 +245,26 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     if p["schedule"] not in SCHEDULES:
         raise ConfigError(f"classifier '{name}': schedule = {p['schedule']!r}: expected one of {', '.join(SCHEDULES)}")
     t0 = time.perf_counter()
-    base = get_backbone(spec, ws=ws, cache=False)
-    pre, widths = base.preprocess, tuple(base.model.widths)
-    imgs, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
-    labels = labels.subset(ok)
-    imgs = imgs[ok]
+    n = len(labels.categories)
+    if spec.startswith("torchscript:"):
+        from iconoscope.learn.datasets import embeddings_for
+        from iconoscope.learn.finetune_top import TopNet, TopSetup
+
+        setup = TopSetup.from_spec(ws, spec, name)  # checks the spec before anything is embedded
+        labels, data, left_out = embeddings_for(ws, labels, spec, show_progress=show_progress)
+        map_shape = get_backbone(spec, ws=ws).map_shape
+
+        def make() -> _Net:
+            return TopNet(setup, map_shape, n, p, seed, f"classifier '{name}'")
+    else:
+        base = get_backbone(spec, ws=ws, cache=False)
+        pre, widths = base.preprocess, tuple(base.model.widths)
+        data, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
+        labels = labels.subset(ok)
+        data = data[ok]
+
+        def make() -> _Net:
+            return _PixelNet(pre, widths, n, p, seed)
     if len(set(labels.records)) < k:
         raise ConfigError(f"classifier '{name}': {len(set(labels.records))} readable records cannot fill {k} folds")
     Y = labels.Y
@@ -216,34 +276,30 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
         for f, (tr, te) in enumerate(fold_indices(fold_of)):
             inner = grouped_folds(Y[tr], [labels.records[i] for i in tr], val_k, seed=seed + 1)
             fit_i, val_i = tr[inner != 0], tr[inner == 0]
-            net = _Net(pre, widths, Y.shape[1], p, seed)
-            best_epoch, _ = net.fit(imgs[fit_i], Y[fit_i], epochs, val=(imgs[val_i], Y[val_i]), progress=bar)
-            th = best_f1_thresholds(Y[val_i], net.scores(imgs[val_i]))
-            S[te] = net.scores(imgs[te])
+            net = make()
+            best_epoch, _ = net.fit(data[fit_i], Y[fit_i], epochs, val=(data[val_i], Y[val_i]), progress=bar)
+            th = best_f1_thresholds(Y[val_i], net.scores(data[val_i]))
+            S[te] = net.scores(data[te])
             m = evaluate_scores(Y[te], S[te], th)
             per_fold.append({"fold": f, "n_train": len(fit_i), "n_val": len(val_i), "n_test": len(te),
                              "params": {"epochs": best_epoch}, **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}})
             fold_th.append(th.tolist())
             best_epochs.append(best_epoch)
         final_epochs = int(np.median(best_epochs))
-        net = _Net(pre, widths, Y.shape[1], p, seed)
-        net.fit(imgs, Y, final_epochs, progress=bar)
+        net = make()
+        net.fit(data, Y, final_epochs, progress=bar)
     if not np.isfinite(S).all():
         raise IconoscopeError(f"classifier '{name}': training diverged (non-finite scores); lower lr")
     thresholds = best_f1_thresholds(Y, S)
     mean, std = _summarise(per_fold)
     model_dir = ws.model_dir(name)
     version = _next_version(model_dir)
-    import torch
+    if spec.startswith("torchscript:"):
+        from iconoscope.learn.finetune_top import save_trained
 
-    weights_rel = f"models/{slug(name)}/smallcnn-v{version}.pt"
-    torch.save({"state_dict": net.model.state_dict(), "meta": {"widths": list(widths),
-                                                                "preprocess": pre.to_dict()}},
-               ws.root / weights_rel)
-    sep = "&" if "?" in spec else "?"
-    trained_spec = f"{spec}{sep}weights={weights_rel}"
-    lin = net.model.head[-1]
-    head = FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy())
+        trained_spec, head = save_trained(ws, setup, net, name, version)  # type: ignore[arg-type]
+    else:
+        trained_spec, head = _save_smallcnn(ws, net, spec, name, version, pre, widths)
     save_model(model_dir, head, kind="finetune", categories=labels.categories,
                labels={c: labels.label(c) for c in labels.categories}, backbone=trained_spec, version=version)
     write_oof(model_dir / "oof_scores.parquet", labels, S, fold_of)
@@ -264,5 +320,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
                protocol=(f"{k}-fold cross-validation, folds grouped by record and iteratively stratified (seed "
                          f"{seed}); in each fold the epoch and the thresholds are chosen on a grouped "
                          f"{float(p['val_share']):.0%} validation split of the training part; metrics on the test "
-                         f"folds only; the final network is trained {final_epochs} epochs on every image"))
+                         f"folds only; the final network is trained {final_epochs} epochs on every image"
+                         + ("; layers before the backbone's layer= are frozen (ImageNet weights), the rest is "
+                            "fine-tuned from them" if spec.startswith("torchscript:") else "")))
     return report

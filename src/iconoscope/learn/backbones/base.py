@@ -252,9 +252,12 @@ class Backbone(ABC):
 
 
 def global_pool(a: np.ndarray, how: str = "avg") -> np.ndarray:
-    """``[B, C, H, W]`` (or ``[B, T, C]`` tokens) -> ``[B, C]``; 2-D input passes through."""
+    """``[B, C, H, W]`` (or ``[B, T, C]`` tokens) -> ``[B, C]``; 2-D input passes through. ``none`` keeps the whole
+    map, flattened (``[B, C*H*W]``): the input of a fine-tuned top (see :mod:`iconoscope.learn.finetune`)."""
     if a.ndim == 2:
         return a
+    if how == "none":
+        return a.reshape(a.shape[0], -1)
     if a.ndim == 4:
         flat = a.reshape(a.shape[0], a.shape[1], -1)
         axis = 2
@@ -268,4 +271,4 @@ def global_pool(a: np.ndarray, how: str = "avg") -> np.ndarray:
         return flat.max(axis=axis)
     if how == "avgmax":
         return np.concatenate([flat.mean(axis=axis), flat.max(axis=axis)], axis=1)
-    raise ConfigError(f"pool = {how!r}: expected avg, max or avgmax")
+    raise ConfigError(f"pool = {how!r}: expected avg, max, avgmax or none")

@@ -4,10 +4,11 @@ Many shipped models are TorchScript with the feature extractor inlined into ``fo
 MobileNetV2 exposes only its ``classifier`` submodule), so ``named_modules`` hooks cannot reach the pre-logit
 activations. We edit the graph instead: ``layer=pool`` (the default when the graph has a global pooling) makes
 ``forward`` return the input of its last ``adaptive_avg_pool2d`` (the final feature map), which we pool ourselves
-(``pool=avg|max|avgmax``); the dropped classifier is removed by dead-code elimination. A welcome side effect: the
-quantized MobileNetV2, traced at batch size 1 because its ``reshape([1, -1])`` precedes the quantized linear layer,
-runs batched once that tail is gone. ``layer=logits`` keeps the model's own output; ``layer=VALUE`` returns any
-named graph value (its debug name, e.g. ``input44``), pooled when it is a feature map.
+(``pool=avg|max|avgmax``, or ``none`` to store the whole map: what a fine-tuned top trains on, see
+:mod:`iconoscope.learn.finetune_top`); the dropped classifier is removed by dead-code elimination. A welcome side
+effect: the quantized MobileNetV2, traced at batch size 1 because its ``reshape([1, -1])`` precedes the quantized
+linear layer, runs batched once that tail is gone. ``layer=logits`` keeps the model's own output; ``layer=VALUE``
+returns any named graph value (its debug name, e.g. ``input44``), pooled when it is a feature map.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from iconoscope.learn.backbones.base import Backbone, Preprocess, global_pool
 from iconoscope.learn.backbones.spec import Spec
 
 _POOL_KINDS = ("aten::adaptive_avg_pool2d", "aten::adaptive_max_pool2d")
+#: the input ImageNet CNNs expect unless the spec says otherwise (size=, preset=, ...)
+DEFAULT_PREPROCESS = Preprocess(size=(224, 224), resize="squash")
 
 
 def _values(graph: Any) -> dict[str, Any]:
@@ -109,10 +112,13 @@ class TorchScriptBackbone(Backbone):
             what = cut_graph(module, layer, f"backbone {spec.text!r}")
         self.module = module
         self.pool = spec.get("pool", "avg") or "avg"
-        pre = spec.preprocess(Preprocess(size=(224, 224), resize="squash"))
+        self.layer_names = tuple(layer.split("+"))
+        self.map_shape: tuple[int, ...] = ()  # one output's shape per image, as last computed (pool=none: [C,H,W])
+        pre = spec.preprocess(DEFAULT_PREPROCESS)
         self.max_batch_probe = spec.int("batch", 0)
         super().__init__(spec=spec.text, preprocess=pre, views=spec.views(), kind="torchscript",
-                         layer=what + (f", {self.pool}-pooled" if layer != "logits" else ""))
+                         layer=what + ("" if layer == "logits" else ", whole map (pool=none)" if self.pool == "none"
+                                       else f", {self.pool}-pooled"))
         self.probe_dim()
         if self.max_batch_probe:
             self.max_batch = self.max_batch_probe
@@ -128,6 +134,7 @@ class TorchScriptBackbone(Backbone):
         parts = []
         for o in outs:
             a = (o.dequantize() if o.is_quantized else o).float().numpy()
+            self.map_shape = tuple(a.shape[1:])
             parts.append(global_pool(a.reshape(a.shape[0], -1) if a.ndim == 4 and a.shape[2:] == (1, 1) else a,
                                      self.pool))
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]

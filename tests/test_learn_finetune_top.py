@@ -1,0 +1,183 @@
+"""Fine-tuning the top of an int8 TorchScript network: the float rebuild agrees with the int8 graph, the frozen part
+stays frozen, and a ``finetune`` project on stored maps trains, saves a usable backbone and predicts loose files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from learn_helpers import (
+    add_classifier,
+    draw,
+    make_images,
+    quantized_block_output,
+    tiny_convnet,
+    tiny_quantized_net,
+    write_labels,
+)
+
+from iconoscope.errors import ConfigError
+from iconoscope.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def qnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_quantized_net(tmp_path_factory.mktemp("q") / "qnet.pt")
+
+
+def _images(n: int = 6) -> np.ndarray:
+    imgs = [np.asarray(draw(s, 32, seed=i), np.float32) / 255 for i, s in
+            enumerate(["circle", "square", "triangle"] * (n // 3))]
+    return np.stack(imgs).transpose(0, 3, 1, 2).copy()
+
+
+def test_float_rebuild_agrees_with_the_int8_graph(qnet: Path) -> None:
+    import torch
+
+    from iconoscope.learn.backbones.dequantize import DequantizedNet, is_quantized
+    from iconoscope.learn.backbones.torchscript import load_inlined
+
+    module = load_inlined(str(qnet), "test")
+    assert is_quantized(module)
+    net = DequantizedNet(module)
+    assert len(net.convs) == 5 and len(net.linears) == 1
+    x = torch.from_numpy(_images())
+    with torch.no_grad():
+        want, got = module(x), net(x)
+    assert got.shape == want.shape == (6, 5)
+    # only the activations' rounding differs: close, and far closer than the outputs are to each other
+    err = float((got - want).abs().max())
+    assert err < 0.1 * float(want.abs().mean()) + 1e-3
+    assert err < float((want[0] - want[1]).abs().max())
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_top_starts_at_a_block_output_and_the_rest_is_frozen(qnet: Path) -> None:
+    import torch
+
+    from iconoscope.learn.backbones.dequantize import DequantizedNet
+    from iconoscope.learn.backbones.torchscript import _pool_input, cut_graph, load_inlined
+
+    block = quantized_block_output(qnet)
+    module = load_inlined(str(qnet), "test")
+    pool_in = _pool_input(module.forward.graph, "test").debugName()
+    full = DequantizedNet(module, outputs=(pool_in,))
+    top = DequantizedNet(module, outputs=(pool_in,), start=block)
+    cut = load_inlined(str(qnet), "test")
+    cut_graph(cut, block, "test")
+    x = torch.from_numpy(_images())
+    with torch.no_grad():
+        maps = cut(x).dequantize()  # what `embed ... pool=none` stores
+        np.testing.assert_allclose(top(maps).numpy(), full(x).numpy(), atol=0.05 * float(full(x).abs().max()))
+    assert len(top.ops) == 1  # only the head conv is replayed
+    trained = [p for p in top.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trained) == 8 * 32 + 32  # the 1x1 head conv, nothing of the frozen part
+    top(maps).sum().backward()
+    assert all(p.grad is not None for p in trained)
+    first = next(n.output().debugName() for n in module.forward.graph.nodes() if n.kind() == "quantized::conv2d_relu")
+    second = [n.output().debugName() for n in module.forward.graph.nodes() if n.kind() == "quantized::conv2d_relu"][1]
+    with pytest.raises(ConfigError, match="cuts through a block"):
+        DequantizedNet(module, outputs=(pool_in,), start=second)  # inside the residual block
+    assert DequantizedNet(module, outputs=(pool_in,), start=first).ops  # before it is fine
+    with pytest.raises(ConfigError, match="not a value"):
+        DequantizedNet(module, outputs=(pool_in,), start="nope")
+
+
+def test_pool_none_stores_the_whole_map(qnet: Path) -> None:
+    from iconoscope.learn.backbones import get_backbone
+
+    block = quantized_block_output(qnet)
+    bb = get_backbone(f"torchscript:{qnet}?size=32&layer={block}&pool=none&views=full,top", cache=False)
+    X = bb.embed([draw("circle", 40), draw("square", 40)])
+    assert bb.map_shape == (8, 16, 16) and X.shape == (2, 2 * 8 * 16 * 16) == (2, bb.dim)
+    assert "whole map" in bb.describe()["layer"]
+
+
+def _project(workspace: Workspace, tmp_path: Path, backbone: str, extra: str = "epochs = 3\nbatch_size = 8") -> Path:
+    items = make_images(tmp_path / "img", per_class=8, size=32)
+    write_labels(workspace.labels_path("top"), items)
+    add_classifier(workspace.root, "top", backbone, "finetune", extra)
+    return workspace.root
+
+
+def test_finetune_the_top_of_an_int8_network(workspace: Workspace, qnet: Path, tmp_path: Path) -> None:
+    from iconoscope.cli import main
+    from iconoscope.learn.classifier import load_classifier
+    from iconoscope.learn.train import train_classifier
+
+    block = quantized_block_output(qnet)
+    root = _project(workspace, tmp_path, f"torchscript:{qnet}?size=32&layer={block}&pool=none&views=full,top")
+    ws = Workspace(root)
+    rep = train_classifier(ws, "top", folds=2, show_progress=False)
+    assert rep.head == "finetune" and rep.backbone == "torchscript:models/top/finetuned-v1.pt?size=32&views=full,top"
+    assert (root / "models" / "top" / "finetuned-v1.pt").exists()
+    assert set(rep.mean) >= {"mAP", "top1", "macro_f1"} and 0 <= rep.mean["mAP"] <= 1
+    card = json.loads((root / "models" / "top" / "model_card.json").read_text())
+    assert "frozen" in json.dumps(card)
+    clf = load_classifier(ws, "top")
+    assert clf.backbone == rep.backbone
+    new = make_images(tmp_path / "new", per_class=2, size=32, start=900)
+    out = tmp_path / "p.csv"
+    try:
+        main(["-w", str(root), "predict", "top", "--images", str(tmp_path / "new"), "--out", str(out)])
+    except SystemExit as e:
+        assert not e.code
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(new) * 3 and all(0 <= float(r["score"]) <= 1 for r in rows)
+    ws.close()
+
+
+def test_saved_backbone_and_head_give_the_mean_of_the_views_logits(workspace: Workspace, qnet: Path,
+                                                                   tmp_path: Path) -> None:
+    """The head saved on the traced file reproduces the trained network's scores on the stored maps."""
+    import torch
+
+    from iconoscope.learn.backbones import get_backbone
+    from iconoscope.learn.finetune import DEFAULTS
+    from iconoscope.learn.finetune_top import TopNet, TopSetup, save_trained
+
+    block = quantized_block_output(qnet)
+    spec = f"torchscript:{qnet}?size=32&layer={block}&pool=none&views=full,top"
+    root = _project(workspace, tmp_path, spec)
+    ws = Workspace(root)
+    (root / "models" / "top").mkdir(parents=True, exist_ok=True)
+    setup = TopSetup.from_spec(ws, spec, "top")
+    stored = get_backbone(spec, cache=False)
+    net = TopNet(setup, stored.map_shape, 3, DEFAULTS, 0, "test")
+    with torch.no_grad():
+        for p in net.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # not the ImageNet (here: calibration) weights any more
+    imgs = [draw(s, 40, seed=i) for i, s in enumerate(["circle", "square", "triangle"])]
+    want = net.scores(stored.embed(imgs))
+    trained_spec, head = save_trained(ws, setup, net, "top", 1)
+    got = head.predict_proba(get_backbone(trained_spec, ws=ws, cache=False).embed(imgs))
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    ws.close()
+
+
+@pytest.mark.parametrize("options, message", [("layer=pool", "pool=none"), ("pool=none", "pool=none")])
+def test_finetune_top_spec_errors(workspace: Workspace, qnet: Path, tmp_path: Path, options: str,
+                                  message: str) -> None:
+    from iconoscope.learn.train import train_classifier
+
+    root = _project(workspace, tmp_path, f"torchscript:{qnet}?size=32&{options}")
+    ws = Workspace(root)
+    with pytest.raises(ConfigError, match=message):
+        train_classifier(ws, "top", folds=2, show_progress=False)
+    ws.close()
+
+
+def test_finetune_top_refuses_a_float_graph(workspace: Workspace, tmp_path: Path) -> None:
+    import torch
+
+    from iconoscope.learn.train import train_classifier
+
+    torch.jit.script(tiny_convnet()).save(str(tmp_path / "float.pt"))
+    root = _project(workspace, tmp_path, f"torchscript:{tmp_path / 'float.pt'}?size=32&layer=input&pool=none")
+    ws = Workspace(root)
+    with pytest.raises(ConfigError, match="float graph"):
+        train_classifier(ws, "top", folds=2, show_progress=False)
+    ws.close()
