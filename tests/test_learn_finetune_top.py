@@ -14,8 +14,7 @@ from learn_helpers import (
     draw,
     make_images,
     quantized_block_output,
-    tiny_convnet,
-    tiny_quantized_net,
+        tiny_quantized_net,
     write_labels,
 )
 
@@ -170,14 +169,81 @@ def test_finetune_top_spec_errors(workspace: Workspace, qnet: Path, tmp_path: Pa
     ws.close()
 
 
-def test_finetune_top_refuses_a_float_graph(workspace: Workspace, tmp_path: Path) -> None:
+def _float_res_net(path: Path) -> Path:
+    """A float scripted CNN with a residual block (stem, block with a skip add, head conv, pooling, linear)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, 2, 1)
+            self.b1, self.b2 = nn.Conv2d(8, 8, 3, 1, 1), nn.Conv2d(8, 8, 1)
+            self.last = nn.Conv2d(8, 16, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.relu(self.stem(x))
+            x = x + self.b2(torch.relu(self.b1(x)))
+            x = torch.relu(self.last(x))
+            return self.fc(torch.flatten(self.pool(x), 1))
+
+    torch.jit.script(Net().eval()).save(str(path))
+    return path
+
+
+def _float_values(path: Path) -> tuple[str, str, str]:
+    """(stem output, the block's inner value, the block's output) of :func:`_float_res_net`."""
+    from iconoscope.learn.backbones.torchscript import load_inlined
+
+    nodes = list(load_inlined(str(path), "test").forward.graph.nodes())
+    relus = [n.output().debugName() for n in nodes if n.kind() == "aten::relu"]
+    add = next(n.output().debugName() for n in nodes if n.kind() == "aten::add")
+    return relus[0], relus[1], add
+
+
+def test_float_graph_top_matches_the_whole_graph_and_refuses_a_cut_inside_a_block(tmp_path: Path) -> None:
     import torch
 
+    from iconoscope.learn.backbones.torchscript import _pool_input, cut_graph, load_inlined
+    from iconoscope.learn.finetune_top import FloatTop
+
+    path = _float_res_net(tmp_path / "res.pt")
+    stem, inner, block = _float_values(path)
+    whole = load_inlined(str(path), "test")
+    end = _pool_input(whole.forward.graph, "test").debugName()
+    cut_graph(whole, end, "test")
+    x = torch.from_numpy(_images())
+    for start in (stem, block):
+        prefix = load_inlined(str(path), "test")
+        cut_graph(prefix, start, "test")
+        top = FloatTop(load_inlined(str(path), "test"), start, end, "test")
+        with torch.no_grad():
+            np.testing.assert_allclose(top(prefix(x)).numpy(), whole(x).numpy(), rtol=1e-5, atol=1e-5)
+    top(prefix(x)).sum().backward()
+    assert top.module.last.weight.grad is not None and top.module.stem.weight.grad is None  # frozen: no gradient
+    with pytest.raises(ConfigError, match="cuts through a block"):
+        FloatTop(load_inlined(str(path), "test"), inner, end, "test")
+
+
+def test_finetune_the_top_of_a_float_network(workspace: Workspace, tmp_path: Path) -> None:
+    from iconoscope.learn.backbones import get_backbone
     from iconoscope.learn.train import train_classifier
 
-    torch.jit.script(tiny_convnet()).save(str(tmp_path / "float.pt"))
-    root = _project(workspace, tmp_path, f"torchscript:{tmp_path / 'float.pt'}?size=32&layer=input&pool=none")
+    path = _float_res_net(tmp_path / "res.pt")
+    _, _, block = _float_values(path)
+    root = _project(workspace, tmp_path, f"torchscript:{path}?size=32&layer={block}&pool=none")
     ws = Workspace(root)
-    with pytest.raises(ConfigError, match="float graph"):
-        train_classifier(ws, "top", folds=2, show_progress=False)
+    rep = train_classifier(ws, "top", folds=2, show_progress=False)
+    assert rep.backbone == "torchscript:models/top/finetuned-v1.pt?size=32"
+    import torch
+
+    saved = torch.jit.load(str(root / "models" / "top" / "finetuned-v1.pt"))
+    original = torch.jit.load(str(path))
+    assert torch.equal(saved.stem.weight, original.stem.weight)  # frozen part unchanged
+    assert not torch.equal(saved.last.weight, original.last.weight)  # the top was trained
+    assert get_backbone(rep.backbone, ws=ws, cache=False).dim == 16
     ws.close()

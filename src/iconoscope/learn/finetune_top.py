@@ -9,6 +9,11 @@ batched, resumable like any vectors), then training replays the graph from ``VAL
 float, with its ImageNet weights as the starting point, and puts dropout + a new linear layer on top. Each step draws
 one random view per image (the views are the augmentation); scores are the mean of the views' logits.
 
+A float TorchScript graph (a torchvision model saved with ``torch.jit.script`` or ``trace``) needs no rebuild: it is
+cut at both ends (:class:`FloatTop`) and trained as it is; after training the whole file is saved again with the
+fine-tuned weights. An int8 graph is replayed in float from ``layer`` on
+(:class:`~iconoscope.learn.backbones.dequantize.DequantizedNet`).
+
 After training, the int8 prefix and the fine-tuned float top are saved together as one TorchScript file that ends in a
 global pooling, so ``torchscript:models/NAME/finetuned-vN.pt?views=...`` is an ordinary backbone for ``predict``,
 the enrichment and the web app; the new linear layer becomes a head on its concatenated views (its weights repeated
@@ -27,6 +32,12 @@ from iconoscope.errors import ConfigError
 from iconoscope.learn.backbones.spec import Spec, parse_spec, resolve_target
 from iconoscope.learn.finetune import FeatureLinear, _Net
 
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
 #: options of the stored-map spec that describe the cut, not the images: dropped from the trained backbone's spec
 CUT_OPTIONS = ("layer", "pool", "batch")
 
@@ -40,6 +51,7 @@ class TopSetup:
     layer: str
     pool_input: str
     views: tuple[str, ...]
+    quantized: bool
 
     @classmethod
     def from_spec(cls, ws: Any, spec_text: str, name: str) -> TopSetup:
@@ -60,18 +72,53 @@ class TopSetup:
         module = load_inlined(str(path), spec_text)
         from iconoscope.learn.backbones.dequantize import is_quantized
 
-        if not is_quantized(module):
-            raise ConfigError(f"{where}: fine-tuning a torchscript: backbone is implemented for int8 (quantized) "
-                              "graphs, rebuilt in float; this one is a float graph")
-        return cls(spec, path, layer, _pool_input(module.forward.graph, where).debugName(), spec.views())
+        setup = cls(spec, path, layer, _pool_input(module.forward.graph, where).debugName(), spec.views(),
+                    is_quantized(module))
+        setup.build_top(where)  # a bad layer= fails here, before anything is embedded
+        return setup
 
     def build_top(self, where: str) -> Any:
-        """The float replay from ``layer`` to the final feature map, ImageNet weights as loaded."""
+        """The trainable part, from ``layer`` to the final feature map, with the weights of the file: an int8 graph
+        replayed in float, or a float graph cut at both ends."""
         from iconoscope.learn.backbones.dequantize import DequantizedNet
         from iconoscope.learn.backbones.torchscript import load_inlined
 
-        return DequantizedNet(load_inlined(str(self.path), self.spec.text), outputs=(self.pool_input,),
-                              start=self.layer, where=where)
+        module = load_inlined(str(self.path), self.spec.text)
+        if self.quantized:
+            return DequantizedNet(module, outputs=(self.pool_input,), start=self.layer, where=where)
+        return FloatTop(module, self.layer, self.pool_input, where)
+
+
+class FloatTop(_torch().nn.Module):
+    """A float TorchScript graph from the value ``start`` to ``end``: every use of ``start`` reads the graph's input
+    instead, so ``forward`` takes the stored map, and dead-code elimination drops the frozen part. A residual
+    connection that crosses the cut would keep part of the frozen graph alive, reading the map as if it were the
+    image: that is refused."""
+
+    def __init__(self, module: Any, start: str, end: str, where: str):
+        import torch
+
+        from iconoscope.learn.backbones.torchscript import _values
+
+        super().__init__()
+        graph = module.forward.graph
+        values = _values(graph)
+        for v in (start, end):
+            if v not in values:
+                raise ConfigError(f"{where}: layer={v!r} is not a value of the graph (see `iconoscope layers`)")
+        image = list(graph.inputs())[1]
+        first_ops = [u.user for u in image.uses()]
+        values[start].replaceAllUsesWith(image)
+        graph.return_node().replaceInput(0, values[end])
+        torch._C._jit_pass_dce(graph)
+        alive = {id(n) for n in graph.nodes()}
+        if any(id(n) in alive for n in first_ops):
+            raise ConfigError(f"{where}: layer={start!r} cuts through a block: a later layer also reads a value "
+                              "computed before it; pick a value between blocks (a block's output)")
+        self.module = module
+
+    def forward(self, x: Any) -> Any:
+        return self.module(x)
 
 
 class TopNet(_Net):
@@ -115,6 +162,12 @@ def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int)
     from iconoscope.learn.backbones.torchscript import DEFAULT_PREPROCESS, cut_graph, load_inlined
     from iconoscope.workspace import slug
 
+    rel = f"models/{slug(name)}/finetuned-v{version}.pt"
+    if not setup.quantized:  # the file's own graph, whole, with the fine-tuned weights
+        whole = load_inlined(str(setup.path), setup.spec.text)
+        whole.load_state_dict(net.model[0].module.state_dict())
+        whole.save(str(ws.root / rel))
+        return _trained_spec(setup, rel), _view_mean_head(net, len(setup.views))
     prefix = load_inlined(str(setup.path), setup.spec.text)
     cut_graph(prefix, setup.layer, f"backbone {setup.spec.text!r}")
     top = net.model[0].eval()
@@ -130,13 +183,18 @@ def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int)
             return torch.nn.functional.adaptive_avg_pool2d(self.top(f), 1)
 
     size = setup.spec.preprocess(DEFAULT_PREPROCESS).size
-    rel = f"models/{slug(name)}/finetuned-v{version}.pt"
     with torch.no_grad():
         traced = torch.jit.trace(Trained().eval(), torch.zeros((2, 3, *size)), check_trace=False)
     traced.save(str(ws.root / rel))
+    return _trained_spec(setup, rel), _view_mean_head(net, len(setup.views))
+
+
+def _trained_spec(setup: TopSetup, rel: str) -> str:
     opts = "&".join(f"{k}={v}" for k, v in setup.spec.options.items() if k not in CUT_OPTIONS)
-    spec = f"torchscript:{rel}" + (f"?{opts}" if opts else "")
+    return f"torchscript:{rel}" + (f"?{opts}" if opts else "")
+
+
+def _view_mean_head(net: TopNet, views: int) -> FeatureLinear:
+    """The new linear layer as a head on the concatenated views: the mean of the views' logits."""
     lin = net.linear
-    v = len(setup.views)
-    head = FeatureLinear(np.tile(lin.weight.detach().numpy(), (1, v)) / v, lin.bias.detach().numpy())
-    return spec, head
+    return FeatureLinear(np.tile(lin.weight.detach().numpy(), (1, views)) / views, lin.bias.detach().numpy())
