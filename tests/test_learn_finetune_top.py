@@ -247,3 +247,18 @@ def test_finetune_the_top_of_a_float_network(workspace: Workspace, tmp_path: Pat
     assert not torch.equal(saved.last.weight, original.last.weight)  # the top was trained
     assert get_backbone(rep.backbone, ws=ws, cache=False).dim == 16
     ws.close()
+
+
+def test_layers_listing_marks_the_fine_tune_starts(qnet: Path, tmp_path: Path) -> None:
+    """`iconoscope layers --all` marks exactly the values a finetune project accepts as layer=."""
+    from iconoscope.learn.backbones.layers import list_layers
+
+    rows = {info.name: info for info in list_layers(f"torchscript:{qnet}", everything=True)}
+    block = quantized_block_output(qnet)
+    assert rows[block].clean_cut and "fine-tune start" in rows[block].row()["note"]
+    inside = [n for n, info in rows.items() if info.op == "quantized::conv2d_relu"][1:3]  # the block's own convs
+    assert inside and not any(rows[n].clean_cut for n in inside)
+    path = _float_res_net(tmp_path / "res.pt")
+    stem, inner, add = _float_values(path)
+    float_rows = {info.name: info for info in list_layers(f"torchscript:{path}", everything=True)}
+    assert float_rows[stem].clean_cut and float_rows[add].clean_cut and not float_rows[inner].clean_cut

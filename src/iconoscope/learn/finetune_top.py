@@ -93,12 +93,12 @@ class FloatTop(_torch().nn.Module):
     """A float TorchScript graph from the value ``start`` to ``end``: every use of ``start`` reads the graph's input
     instead, so ``forward`` takes the stored map, and dead-code elimination drops the frozen part. A residual
     connection that crosses the cut would keep part of the frozen graph alive, reading the map as if it were the
-    image: that is refused."""
+    image: such a cut is refused (:func:`~iconoscope.learn.backbones.torchscript.clean_cuts`)."""
 
     def __init__(self, module: Any, start: str, end: str, where: str):
         import torch
 
-        from iconoscope.learn.backbones.torchscript import _values
+        from iconoscope.learn.backbones.torchscript import _values, check_clean_cut
 
         super().__init__()
         graph = module.forward.graph
@@ -106,15 +106,10 @@ class FloatTop(_torch().nn.Module):
         for v in (start, end):
             if v not in values:
                 raise ConfigError(f"{where}: layer={v!r} is not a value of the graph (see `iconoscope layers`)")
-        image = list(graph.inputs())[1]
-        first_ops = [u.user for u in image.uses()]
-        values[start].replaceAllUsesWith(image)
+        check_clean_cut(graph, start, where)
+        values[start].replaceAllUsesWith(list(graph.inputs())[1])
         graph.return_node().replaceInput(0, values[end])
         torch._C._jit_pass_dce(graph)
-        alive = {id(n) for n in graph.nodes()}
-        if any(id(n) in alive for n in first_ops):
-            raise ConfigError(f"{where}: layer={start!r} cuts through a block: a later layer also reads a value "
-                              "computed before it; pick a value between blocks (a block's output)")
         self.module = module
 
     def forward(self, x: Any) -> Any:

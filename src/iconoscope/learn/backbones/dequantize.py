@@ -132,14 +132,10 @@ class DequantizedNet(_import_torch().nn.Module):
             if not at:
                 raise ConfigError(f"{where}: layer={start!r} is not a value computed before "
                                   f"{', '.join(self.outputs)} (see `iconoscope layers`)")
+            from iconoscope.learn.backbones.torchscript import check_clean_cut
+
+            check_clean_cut(graph, start, where)
             ops = ops[at[0] + 1:]
-            known = {start}
-            for op in ops:
-                early = [v for v in op.inputs if v not in known]
-                if early:  # a residual connection reaches back across the cut
-                    raise ConfigError(f"{where}: layer={start!r} cuts through a block: {op.output} also reads "
-                                      f"{', '.join(early)}; pick a value between blocks (a block's output)")
-                known.add(op.output)
             self.input_name = start
         self.ops = ops
         for kind, mods in (("conv", self.convs), ("linear", self.linears)):

@@ -5,7 +5,9 @@ watercolours, mid-level stages beside the pre-logits raised the 5-fold CV mAP of
 (README, rows h-j). The names are graph-internal (a TorchScript value such as ``input29.1``, an ONNX tensor such as
 ``fire5/concat_1``), so a user needs a way to see them with their shapes: this module lists the block outputs
 (residual additions and concatenations) or, with ``everything``, every convolution/activation output, and runs one
-blank image through the network to report each one's channels and spatial size.
+blank image through the network to report each one's channels and spatial size. TorchScript values that no skip
+connection crosses are marked "fine-tune start": the ``finetune`` head can train the layers after them on stored
+maps (``layer=VALUE&pool=none``).
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ class LayerInfo:
     op: str
     shape: tuple[int, ...]
     prelogit: bool = False  # what ``layer=pool`` picks
+    clean_cut: bool = False  # a torchscript value the finetune head can start from (no skip connection crosses it)
 
     def row(self) -> dict[str, str]:
-        return {"layer": self.name, "op": self.op, "shape": " x ".join(map(str, self.shape)),
-                "note": "layer=pool (pre-logits, the default)" if self.prelogit else ""}
+        notes = ["layer=pool (pre-logits, the default)"] if self.prelogit else []
+        if self.clean_cut:
+            notes.append("fine-tune start")
+        return {"layer": self.name, "op": self.op, "shape": " x ".join(map(str, self.shape)), "note": "; ".join(notes)}
 
 
 def list_layers(spec: str, *, ws: Any = None, everything: bool = False) -> list[LayerInfo]:
@@ -70,11 +75,12 @@ def _with_prelogit(found: list[tuple[str, str]], pre: str | None, spec: str) -> 
 def _torchscript_layers(spec: str, path: str, everything: bool) -> list[LayerInfo]:
     import torch
 
-    from iconoscope.learn.backbones.torchscript import _pool_input, cut_graph, load_inlined
+    from iconoscope.learn.backbones.torchscript import _pool_input, clean_cuts, cut_graph, load_inlined
 
     kinds = _TS_BLOCKS + (_TS_MORE if everything else ())
     module = load_inlined(path, spec)
     graph = module.forward.graph
+    clean = clean_cuts(graph)
     try:
         pre = _pool_input(graph, spec).debugName()
     except ConfigError:
@@ -88,7 +94,7 @@ def _torchscript_layers(spec: str, path: str, everything: bool) -> list[LayerInf
     out: list[LayerInfo] = []
     for (name, op), t in zip(found, outs, strict=True):
         if t.dim() == 4:  # feature maps only: poolable per channel
-            out.append(LayerInfo(name, op, tuple(int(s) for s in t.shape[1:]), name == pre))
+            out.append(LayerInfo(name, op, tuple(int(s) for s in t.shape[1:]), name == pre, name in clean))
     return out
 
 

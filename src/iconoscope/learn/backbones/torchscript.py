@@ -43,6 +43,45 @@ def _pool_input(graph: Any, where: str) -> Any:
     return pools[-1].inputsAt(0)
 
 
+def _reads(node: Any) -> list[Any]:
+    """The values a node reads, including those its sub-blocks (prim::If, prim::Loop) read from outside."""
+    found = list(node.inputs())
+    for block in node.blocks():
+        for inner in block.nodes():
+            found.extend(_reads(inner))
+        found.extend(block.returnNode().inputs())
+    return found
+
+
+def clean_cuts(graph: Any) -> set[str]:
+    """The values at which the graph splits in two: nothing computed from the image before such a value is read
+    after it, so the layers after it can be trained on stored copies of it (a fine-tune start, see
+    :mod:`iconoscope.learn.finetune_top`). Inside a residual block the skip connection crosses every cut."""
+    image = list(graph.inputs())[1]
+    nodes = list(graph.nodes())
+    at: dict[str, int] = {image.debugName(): -1}
+    dep = {image.debugName()}
+    for i, node in enumerate(nodes):
+        if any(v.debugName() in dep for v in _reads(node)):
+            for o in node.outputs():
+                dep.add(o.debugName())
+                at[o.debugName()] = i
+    # after[i]: the earliest producer of an image-derived value that node i or any later node reads
+    after = [len(nodes)] * (len(nodes) + 1)
+    for i in range(len(nodes) - 1, -1, -1):
+        after[i] = min([after[i + 1], *(at[v.debugName()] for v in _reads(nodes[i]) if v.debugName() in dep)])
+    # a cut after node i is clean when the nodes after it read nothing made before it
+    return {name for name, i in at.items() if i >= 0 and after[i + 1] >= i}
+
+
+def check_clean_cut(graph: Any, value: str, where: str) -> None:
+    """A configuration error unless ``value`` is one of :func:`clean_cuts`."""
+    if value not in clean_cuts(graph):
+        raise ConfigError(f"{where}: layer={value!r} cuts through a block: a later layer also reads a value computed "
+                          "before it (a residual connection); pick a value between blocks (`iconoscope layers --all` "
+                          "marks them 'fine-tune start')")
+
+
 def cut_graph(module: Any, layer: str, where: str) -> str:
     """Make ``module.forward`` return the graph value(s) ``layer``; returns a description of the features.
 
