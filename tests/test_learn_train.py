@@ -171,3 +171,62 @@ def test_finetune_schedules(workspace, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="schedule = 'cosine'"):
         train_classifier(ws, "bad", show_progress=False)
     ws.close()
+
+
+def test_interrupted_train_resumes_at_the_first_unfinished_fold(shapes_ws: Workspace, monkeypatch) -> None:
+    """Folds finished before a crash are not run again, and the result equals an uninterrupted run's; a finished run
+    leaves no partial folds behind, and a changed configuration never reuses them."""
+    import iconoscope.learn.train as train_mod
+    from iconoscope.learn.foldcache import PARTIAL
+
+    ws = shapes_ws
+    clean = train_mod.train_classifier(ws, "shapes", show_progress=False)
+    assert not (ws.model_dir("shapes") / PARTIAL).exists()
+    real, calls = train_mod.select_and_fit, []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "select_and_fit", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train_classifier(ws, "shapes", show_progress=False)
+    assert len(list((ws.model_dir("shapes") / PARTIAL).glob("*/fold-*.joblib"))) == 2
+    calls.clear()
+    monkeypatch.setattr(train_mod, "select_and_fit", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    again = train_mod.train_classifier(ws, "shapes", show_progress=False)
+    assert again.resumed == [0, 1] and len(calls) == 1  # only the third fold ran
+    assert again.mean == clean.mean and [f["mAP"] for f in again.per_fold] == [f["mAP"] for f in clean.per_fold]
+    assert not (ws.model_dir("shapes") / PARTIAL).exists()
+    assert "resumed folds" in again.summary()
+    calls.clear()
+    assert train_mod.train_classifier(ws, "shapes", folds=2, show_progress=False).resumed == []
+    assert len(calls) == 2
+
+
+def test_interrupted_finetune_resumes(workspace, tmp_path: Path, monkeypatch) -> None:
+    import iconoscope.learn.finetune as ft
+    from iconoscope.learn.train import train_classifier
+
+    items = make_images(tmp_path / "img", per_class=6, size=32)
+    write_labels(workspace.labels_path("cnn"), items)
+    add_classifier(workspace.root, "cnn", "builtin:smallcnn?size=32&widths=8,16", "finetune",
+                   "epochs = 2\nbatch_size = 16")
+    ws = Workspace(workspace.root)
+    real, calls = ft._Net.fit, []
+
+    def crash_on_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ft._Net, "fit", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(ws, "cnn", show_progress=False)
+    monkeypatch.setattr(ft._Net, "fit", real)
+    rep = train_classifier(ws, "cnn", show_progress=False)
+    assert rep.resumed == [0] and len(rep.per_fold) == 3
+    ws.close()

@@ -272,19 +272,32 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     S = np.zeros(Y.shape, np.float32)
     per_fold, fold_th, best_epochs = [], [], []
     val_k = max(2, round(1 / float(p["val_share"])))
+    from iconoscope.learn.foldcache import FoldCache
+
+    cache = FoldCache(ws.model_dir(name), {"head": "finetune", "params": p, "backbone": spec, "k": k, "seed": seed,
+                                           "labels": labels.sha256()})
     with tqdm(total=epochs * (k + 1), desc=f"train {name}", unit="epoch", disable=not show_progress) as bar:
         for f, (tr, te) in enumerate(fold_indices(fold_of)):
-            inner = grouped_folds(Y[tr], [labels.records[i] for i in tr], val_k, seed=seed + 1)
-            fit_i, val_i = tr[inner != 0], tr[inner == 0]
-            net = make()
-            best_epoch, _ = net.fit(data[fit_i], Y[fit_i], epochs, val=(data[val_i], Y[val_i]), progress=bar)
-            th = best_f1_thresholds(Y[val_i], net.scores(data[val_i]))
-            S[te] = net.scores(data[te])
-            m = evaluate_scores(Y[te], S[te], th)
-            per_fold.append({"fold": f, "n_train": len(fit_i), "n_val": len(val_i), "n_test": len(te),
-                             "params": {"epochs": best_epoch}, **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}})
-            fold_th.append(th.tolist())
-            best_epochs.append(best_epoch)
+            done = cache.load(f)
+            if done is None:
+                inner = grouped_folds(Y[tr], [labels.records[i] for i in tr], val_k, seed=seed + 1)
+                fit_i, val_i = tr[inner != 0], tr[inner == 0]
+                net = make()
+                best_epoch, _ = net.fit(data[fit_i], Y[fit_i], epochs, val=(data[val_i], Y[val_i]), progress=bar)
+                th = best_f1_thresholds(Y[val_i], net.scores(data[val_i]))
+                scores = net.scores(data[te])
+                m = evaluate_scores(Y[te], scores, th)
+                done = {"scores": scores, "thresholds": th.tolist(), "epochs": best_epoch,
+                        "fold": {"fold": f, "n_train": len(fit_i), "n_val": len(val_i), "n_test": len(te),
+                                 "params": {"epochs": best_epoch},
+                                 **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}}}
+                cache.save(f, done)
+            else:
+                bar.update(epochs)
+            S[te] = done["scores"]
+            per_fold.append(done["fold"])
+            fold_th.append(done["thresholds"])
+            best_epochs.append(done["epochs"])
         final_epochs = int(np.median(best_epochs))
         net = make()
         net.fit(data, Y, final_epochs, progress=bar)
@@ -313,6 +326,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
                          n_images=len(labels), n_records=len(set(labels.records)), mean=mean, std=std,
                          per_fold=per_fold, params={**p, "epochs": final_epochs}, model_dir=model_dir,
                          seconds=time.perf_counter() - t0, left_out=len(left_out))
+    report.resumed = list(cache.resumed)
     bb = get_backbone(trained_spec, ws=ws, cache=False)
     write_card(ws, model_dir, report, labels, backbone=bb.describe(), grid=[p], inner_folds=1, seed=seed,
                left_out=left_out, pooled=evaluate_scores(Y, S, None), thresholds=thresholds,
@@ -323,4 +337,5 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
                          f"folds only; the final network is trained {final_epochs} epochs on every image"
                          + ("; layers before the backbone's layer= are frozen (ImageNet weights), the rest is "
                             "fine-tuned from them" if spec.startswith("torchscript:") else "")))
+    cache.clear()
     return report

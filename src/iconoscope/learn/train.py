@@ -54,6 +54,7 @@ class TrainReport:
     model_dir: Path | None = None
     seconds: float = 0.0
     left_out: int = 0
+    resumed: list[int] = field(default_factory=list)  # outer folds taken from an interrupted run (see foldcache)
 
     def summary(self) -> str:
         out = f", {self.left_out} left out" if self.left_out else ""
@@ -64,6 +65,8 @@ class TrainReport:
                 lines.append(f"  {k:<16} {self.mean[k]:.4f} ± {self.std.get(k, 0.0):.4f}")
         lines.append(f"  chosen params    {json.dumps(self.params)}")
         lines.append(f"  model: {self.model_dir}  ({self.seconds:.0f} s)")
+        if self.resumed:
+            lines.append(f"  resumed folds    {', '.join(map(str, self.resumed))} (finished before an interruption)")
         return "\n".join(lines)
 
 
@@ -188,17 +191,27 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
     last_head: Any = None
     from tqdm import tqdm
 
+    from iconoscope.learn.foldcache import FoldCache
+
+    cache = FoldCache(ws.model_dir(name), {"head": cfg.head, "params": params, "backbone": cfg.backbone, "k": k,
+                                           "seed": seed, "labels": labels.sha256()})
     for f, (tr, te) in enumerate(tqdm(fold_indices(fold_of), desc=f"train {name}", unit="fold",
                                       disable=not show_progress)):
-        head, best, th, trials = select_and_fit(cfg.head, grid, X[tr], Y[tr], [labels.records[i] for i in tr],
-                                                inner_k, seed)
-        S[te] = head.predict_proba(X[te])
-        last_head = head
-        m = evaluate_scores(labels.Y[te], S[te], th)
-        per_fold.append({"fold": f, "n_train": len(tr), "n_test": len(te), "params": best, "inner": trials,
-                         **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}})
-        fold_thresholds.append(th.tolist())
-        chosen.append(json.dumps(best, sort_keys=True))
+        done = cache.load(f)
+        if done is None:
+            head, best, th, trials = select_and_fit(cfg.head, grid, X[tr], Y[tr], [labels.records[i] for i in tr],
+                                                    inner_k, seed)
+            scores = head.predict_proba(X[te])
+            m = evaluate_scores(labels.Y[te], scores, th)
+            done = {"scores": scores, "head": head, "thresholds": th.tolist(), "chosen": best,
+                    "fold": {"fold": f, "n_train": len(tr), "n_test": len(te), "params": best, "inner": trials,
+                             **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}}}
+            cache.save(f, done)
+        S[te] = done["scores"]
+        last_head = done["head"]
+        per_fold.append(done["fold"])
+        fold_thresholds.append(done["thresholds"])
+        chosen.append(json.dumps(done["chosen"], sort_keys=True))
     final_setting = json.loads(Counter(chosen).most_common(1)[0][0])
     final = _fit(cfg.head, final_setting, X, Y, init=last_head)
     thresholds = best_f1_thresholds(labels.Y, S)
@@ -227,4 +240,6 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
     write_card(ws, model_dir, report, labels, backbone=bb.describe(), grid=grid, inner_folds=inner_k, seed=seed,
                left_out=left_out, pooled=pooled, thresholds=thresholds,
                created=datetime.now(UTC).isoformat(timespec="seconds"))
+    report.resumed = list(cache.resumed)
+    cache.clear()
     return report
