@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from learn_helpers import draw, tiny_convnet
+from learn_helpers import draw, save_tiny_hf, tiny_convnet
 
 from iconoscope.errors import ConfigError
 from iconoscope.learn.backbones import Preprocess, get_backbone, parse_spec, register_backbone
@@ -114,42 +114,10 @@ def test_onnx_fixed_batch_model_gets_prelogit_output_and_batches(tmp_path: Path)
     np.testing.assert_allclose(both.embed(IMAGES), np.concatenate([X, ref.numpy()], axis=1), rtol=1e-4, atol=1e-4)
 
 
-def _save_hf(tmp_path: Path, kind: str) -> Path:
-    import transformers as T
-
-    folder = tmp_path / kind
-    if kind == "vit":
-        cfg = T.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                          image_size=32, patch_size=8)
-        T.ViTModel(cfg).save_pretrained(folder)
-        proc = {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": 32, "width": 32},
-                "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_normalize": True,
-                "do_rescale": True, "rescale_factor": 1 / 255, "resample": 2}
-    elif kind == "resnet":
-        cfg = T.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
-        T.ResNetModel(cfg).save_pretrained(folder)
-        proc = {"image_processor_type": "ConvNextImageProcessor", "size": {"shortest_edge": 40}, "crop_pct": 0.875,
-                "do_normalize": True, "do_rescale": True, "rescale_factor": 1 / 255, "resample": 3,
-                "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
-    else:
-        vision = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-                  "image_size": 32, "patch_size": 8}
-        text = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
-                "vocab_size": 100, "max_position_embeddings": 16}
-        cfg = T.CLIPConfig(vision_config=vision, text_config=text, projection_dim=12)
-        T.CLIPModel(cfg).save_pretrained(folder)
-        proc = {"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 32},
-                "crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_normalize": True,
-                "do_rescale": True, "rescale_factor": 1 / 255, "resample": 3,
-                "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}
-    (folder / "preprocessor_config.json").write_text(json.dumps(proc))
-    return folder
-
-
 @pytest.mark.parametrize(("kind", "dim", "layer"), [("vit", 32, "cls"), ("resnet", 16, "pooler"),
                                                     ("clip", 12, "embeds")])
 def test_hf_tiny_models_load_with_their_own_preprocessing(tmp_path: Path, kind: str, dim: int, layer: str) -> None:
-    folder = _save_hf(tmp_path, kind)
+    folder = save_tiny_hf(tmp_path, kind)
     bb = get_backbone(f"hf:{folder}", cache=False)
     X = bb.embed(IMAGES)
     assert X.shape == (3, dim) and np.isfinite(X).all()

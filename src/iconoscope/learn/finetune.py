@@ -1,5 +1,7 @@
-"""The ``finetune`` head: train ``builtin:smallcnn`` end to end on the images (the weight-free path), or the top of
-an ImageNet ``torchscript:`` network on stored feature maps (:mod:`iconoscope.learn.finetune_top`).
+"""The ``finetune`` head: train ``builtin:smallcnn`` end to end on the images (the weight-free path), an ``hf:``
+model end to end from its pretrained weights (a new linear layer on its ``layer=`` output; saved with
+``save_pretrained``), or the top of an ImageNet ``torchscript:`` network on stored feature maps
+(:mod:`iconoscope.learn.finetune_top`).
 
 The seeds' recipe: sigmoid + BCE (positives weighted by negatives/positives per class against imbalance), Adam at
 lr 1e-3, dropout 0.5 before the classifier; light augmentation (horizontal flips, small shifts). The learning-rate
@@ -21,6 +23,7 @@ every image for the median best epoch count. After training, the network *is* a 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,16 +166,13 @@ class _Net:
 
 
 class _PixelNet(_Net):
-    """A SmallCNN trained from scratch on uint8 NHWC images, normalised on the fly, flips and shifts as
-    augmentation."""
+    """A network trained on uint8 NHWC images, normalised on the fly, flips and shifts as augmentation: a SmallCNN
+    from scratch, or a transformers model with a new linear layer (end-to-end fine-tuning)."""
 
-    def __init__(self, pre: Preprocess, widths: tuple[int, ...], n_classes: int, p: dict[str, Any], seed: int):
+    def __init__(self, pre: Preprocess, model: Any, n_classes: int, p: dict[str, Any], seed: int):
         import torch
 
-        from iconoscope.learn.backbones.smallcnn import build_smallcnn
-
-        super().__init__(build_smallcnn(widths, num_classes=n_classes, dropout=float(p["dropout"]), seed=seed),
-                         n_classes, p, seed)
+        super().__init__(model, n_classes, p, seed)
         scale = np.float32(pre.scale)
         self.mean = torch.tensor(np.asarray(pre.mean, np.float32) / scale).view(1, 3, 1, 1)
         self.std = torch.tensor(np.asarray(pre.std, np.float32) / scale).view(1, 3, 1, 1)
@@ -206,10 +206,13 @@ def _base_spec(spec: str, name: str) -> str:
     from iconoscope.learn.backbones.spec import parse_spec
 
     parsed = parse_spec(spec)
-    if not (parsed.kind == "builtin" and parsed.target == "smallcnn") and parsed.kind != "torchscript":
-        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn end to end, or the top "
-                          f"of a torchscript: network (?layer=VALUE&pool=none); backbone {spec!r} is not trainable "
-                          "here (use head = 'linear' or 'mlp')")
+    if not (parsed.kind == "builtin" and parsed.target == "smallcnn") and parsed.kind not in ("torchscript", "hf"):
+        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn or an hf: model end to "
+                          f"end, or the top of a torchscript: network (?layer=VALUE&pool=none); backbone {spec!r} is "
+                          "not trainable here (use head = 'linear' or 'mlp')")
+    if parsed.kind in ("builtin", "hf") and parsed.views() != ("full",):
+        raise ConfigError(f"classifier '{name}': head = 'finetune' trains {parsed.kind}: backbones on whole images; "
+                          f"drop views= from {spec!r}")
     return spec
 
 
@@ -227,6 +230,34 @@ def _save_smallcnn(ws: Any, net: _Net, spec: str, name: str, version: int, pre: 
     sep = "&" if "?" in spec else "?"
     lin = net.model.head[-1]
     return f"{spec}{sep}weights={weights_rel}", FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy())
+
+
+def _hf_network(base: Any, n_classes: int, p: dict[str, Any], seed: int) -> Any:
+    """A fresh copy of the transformers model (its pretrained weights, for each fold) giving the backbone's layer,
+    then dropout and a new linear layer."""
+    import torch
+
+    from iconoscope.learn.backbones.hf import LayerOutput
+
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(LayerOutput(copy.deepcopy(base.model), base.layer_name),
+                               torch.nn.Dropout(float(p["dropout"])), torch.nn.Linear(base.feature_dim, n_classes))
+
+
+def _save_hf(ws: Any, net: _Net, base: Any, name: str, version: int) -> tuple[str, FeatureLinear]:
+    """Save the fine-tuned transformers model with its image processor config (``save_pretrained``); returns (its
+    backbone spec, the new linear layer as a head)."""
+    from iconoscope.learn.backbones.spec import parse_spec
+    from iconoscope.workspace import slug
+
+    rel = f"models/{slug(name)}/finetuned-v{version}"
+    net.model[0].model.save_pretrained(ws.root / rel)
+    (ws.root / rel / "preprocessor_config.json").write_text(json.dumps(base.processor_config, indent=1),
+                                                            encoding="utf-8")
+    opts = {**parse_spec(base.spec).options, "layer": base.layer_name}
+    lin = net.model[-1]
+    return (f"hf:{rel}?" + "&".join(f"{k}={v}" for k, v in opts.items()),
+            FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy()))
 
 
 def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, params: dict[str, Any],
@@ -258,13 +289,18 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
             return TopNet(setup, map_shape, n, p, seed, f"classifier '{name}'")
     else:
         base = get_backbone(spec, ws=ws, cache=False)
-        pre, widths = base.preprocess, tuple(base.model.widths)
+        pre = base.preprocess
         data, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
         labels = labels.subset(ok)
         data = data[ok]
 
         def make() -> _Net:
-            return _PixelNet(pre, widths, n, p, seed)
+            if spec.startswith("hf:"):
+                return _PixelNet(pre, _hf_network(base, n, p, seed), n, p, seed)
+            from iconoscope.learn.backbones.smallcnn import build_smallcnn
+
+            return _PixelNet(pre, build_smallcnn(tuple(base.model.widths), num_classes=n, dropout=float(p["dropout"]),
+                                                 seed=seed), n, p, seed)
     if len(set(labels.records)) < k:
         raise ConfigError(f"classifier '{name}': {len(set(labels.records))} readable records cannot fill {k} folds")
     Y = labels.Y
@@ -311,13 +347,13 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
         from iconoscope.learn.finetune_top import save_trained
 
         trained_spec, head = save_trained(ws, setup, net, name, version)  # type: ignore[arg-type]
+    elif spec.startswith("hf:"):
+        trained_spec, head = _save_hf(ws, net, base, name, version)
     else:
-        trained_spec, head = _save_smallcnn(ws, net, spec, name, version, pre, widths)
+        trained_spec, head = _save_smallcnn(ws, net, spec, name, version, pre, tuple(base.model.widths))
     save_model(model_dir, head, kind="finetune", categories=labels.categories,
                labels={c: labels.label(c) for c in labels.categories}, backbone=trained_spec, version=version)
     write_oof(model_dir / "oof_scores.parquet", labels, S, fold_of)
-    import json
-
     (model_dir / "thresholds.json").write_text(json.dumps({
         "categories": labels.categories, "thresholds": thresholds.tolist(), "fold_thresholds": fold_th,
         "calibration": "best F1 on out-of-fold scores (final); per fold: best F1 on the fold's validation split"},

@@ -31,14 +31,20 @@ LAYERS = ("embeds", "pooler", "cls", "mean", "clsmean")
 _RESAMPLE_CODES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 
-def processor_preprocess(target: str) -> Preprocess:
-    """Our Preprocess from a transformers image processor config (ImageNet defaults when there is none)."""
+def processor_config(target: str) -> dict[str, Any]:
+    """The model's image processor config (``preprocessor_config.json``), or {} when it has none."""
     try:
         from transformers.image_processing_utils import ImageProcessingMixin
 
         d, _ = ImageProcessingMixin.get_image_processor_dict(target)
     except Exception:
         d = {}
+    return dict(d)
+
+
+def processor_preprocess(target: str, d: dict[str, Any] | None = None) -> Preprocess:
+    """Our Preprocess from a transformers image processor config (ImageNet defaults when there is none)."""
+    d = processor_config(target) if d is None else d
     size = d.get("size") or {}
     crop = d.get("crop_size") or {}
     if isinstance(size, int):
@@ -77,6 +83,9 @@ def _load_model(target: str, model_type: str) -> tuple[Any, str]:
         vision.projection_dim = full.projection_dim
         return T.CLIPVisionModelWithProjection.from_pretrained(target, config=vision), "embeds"
     if model_type == "clip_vision_model":
+        config = T.CLIPVisionConfig.from_pretrained(target)
+        if "CLIPVisionModelWithProjection" in (config.architectures or []):  # e.g. a fine-tuned image tower
+            return T.CLIPVisionModelWithProjection.from_pretrained(target), "embeds"
         return T.CLIPVisionModel.from_pretrained(target), "pooler"
     if model_type in ("siglip", "siglip2"):
         cls = T.SiglipVisionModel if model_type == "siglip" else T.Siglip2VisionModel
@@ -132,16 +141,19 @@ class HFBackbone(Backbone):
         layer = spec.get("layer", default_layer) or default_layer
         if layer not in LAYERS:
             raise ConfigError(f"backbone {spec.text!r}: layer={layer!r}: expected one of {', '.join(LAYERS)}")
-        if layer == "embeds" and model_type not in ("clip", "siglip", "siglip2"):
+        if layer == "embeds" and model_type not in ("clip", "siglip", "siglip2") and not hasattr(model,
+                                                                                          "visual_projection"):
             raise ConfigError(f"backbone {spec.text!r}: layer=embeds needs a CLIP/SigLIP model (this is "
                               f"{model_type!r})")
-        pre = spec.preprocess(processor_preprocess(target))
+        self.processor_config = processor_config(target)
+        pre = spec.preprocess(processor_preprocess(target, self.processor_config))
         runner = TorchRunner(LayerOutput(model, layer), (3, *pre.size), engine=spec.get("engine", "auto") or "auto")
         super().__init__(spec=spec.text, preprocess=pre, views=spec.views(), kind="hf",
                          layer=f"{model_type} {layer}", notes=f"engine {runner.engine}"
                          + (f" ({runner.note})" if runner.note else ""))
         self.model = model
         self.model_type = model_type
+        self.layer_name = layer
         self.runner = runner
         self.feature_dim = int(self.forward(np.zeros((1, 3, *pre.size), np.float32)).shape[1])
 
