@@ -27,16 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from iconoscope.errors import ConfigError
 from iconoscope.learn.backbones.spec import Spec, parse_spec, resolve_target
 from iconoscope.learn.finetune import FeatureLinear, _Net
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
 
 #: options of the stored-map spec that describe the cut, not the images: dropped from the trained backbone's spec
 CUT_OPTIONS = ("layer", "pool", "batch")
@@ -89,15 +84,13 @@ class TopSetup:
         return FloatTop(module, self.layer, self.pool_input, where)
 
 
-class FloatTop(_torch().nn.Module):
+class FloatTop(torch.nn.Module):
     """A float TorchScript graph from the value ``start`` to ``end``: every use of ``start`` reads the graph's input
     instead, so ``forward`` takes the stored map, and dead-code elimination drops the frozen part. A residual
     connection that crosses the cut would keep part of the frozen graph alive, reading the map as if it were the
     image: such a cut is refused (:func:`~iconoscope.learn.backbones.torchscript.clean_cuts`)."""
 
     def __init__(self, module: Any, start: str, end: str, where: str):
-        import torch
-
         from iconoscope.learn.backbones.torchscript import _values, check_clean_cut
 
         super().__init__()
@@ -122,8 +115,6 @@ class TopNet(_Net):
 
     def __init__(self, setup: TopSetup, map_shape: tuple[int, ...], n_classes: int, p: dict[str, Any], seed: int,
                  where: str):
-        import torch
-
         torch.manual_seed(seed)
         top = setup.build_top(where)
         with torch.no_grad():
@@ -152,8 +143,6 @@ class TopNet(_Net):
 
 def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int) -> tuple[str, FeatureLinear]:
     """Save int8 prefix + fine-tuned top as one TorchScript file; returns (its backbone spec, the head on it)."""
-    import torch
-
     from iconoscope.learn.backbones.torchscript import DEFAULT_PREPROCESS, cut_graph, load_inlined
     from iconoscope.workspace import slug
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from iconoscope.errors import ConfigError
 
 _CONV = ("quantized::conv2d", "quantized::conv2d_relu")
@@ -49,13 +51,7 @@ def is_quantized(module: Any) -> bool:
     return "quantized::" in str(module.forward.graph)
 
 
-def _import_torch() -> Any:
-    import torch
-
-    return torch
-
-
-class DequantizedNet(_import_torch().nn.Module):
+class DequantizedNet(torch.nn.Module):
     """Float replay of an (inlined) quantized TorchScript graph; ``forward`` returns ``outputs`` (default: the
     graph's own output), as a tuple when several are asked for.
 
@@ -65,7 +61,6 @@ class DequantizedNet(_import_torch().nn.Module):
     """
 
     def __init__(self, module: Any, outputs: tuple[str, ...] = (), start: str | None = None, where: str = "model"):
-        torch = _import_torch()
         super().__init__()
         graph = module.forward.graph
         inputs = [v.debugName() for v in graph.inputs()]
@@ -145,7 +140,6 @@ class DequantizedNet(_import_torch().nn.Module):
                     mod.requires_grad_(False)
 
     def forward(self, x: Any) -> Any:
-        torch = _import_torch()
         env = {self.input_name: x}
         for op in self.ops:
             a = env[op.inputs[0]]
