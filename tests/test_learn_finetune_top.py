@@ -262,3 +262,14 @@ def test_layers_listing_marks_the_fine_tune_starts(qnet: Path, tmp_path: Path) -
     stem, inner, add = _float_values(path)
     float_rows = {info.name: info for info in list_layers(f"torchscript:{path}", everything=True)}
     assert float_rows[stem].clean_cut and float_rows[add].clean_cut and not float_rows[inner].clean_cut
+
+
+def test_embed_all_stores_the_maps_a_fine_tuned_top_trains_on(workspace: Workspace, qnet: Path) -> None:
+    from iconoscope.cli.learn_cmds import stored_specs
+
+    maps = f"torchscript:{qnet}?layer=x&pool=none"
+    add_classifier(workspace.root, "top", maps, "finetune")
+    add_classifier(workspace.root, "cnn", "builtin:smallcnn?size=32", "finetune")
+    add_classifier(workspace.root, "probe", "builtin:smallcnn?size=48", "linear")
+    with Workspace(workspace.root) as ws:
+        assert stored_specs(ws.config) == ["builtin:smallcnn?size=48", maps]

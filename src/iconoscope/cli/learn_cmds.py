@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,7 +50,8 @@ def layers(ctx: Context, spec: str, everything: bool, fmt: str) -> None:
 @click.option("--workers", type=int, default=None, help="Decoding worker processes (default: cores - 1).")
 @click.option("--rebuild", is_flag=True, help="Delete the stored vectors of this backbone first.")
 @click.option("--all", "all_", is_flag=True,
-              help="Embed with the backbone of every classifier project (fine-tuned ones train on pixels).")
+              help="Embed with the backbone of every classifier project (fine-tuned smallcnn/hf: ones train on "
+                   "pixels; a fine-tuned torchscript: top trains on the maps stored here).")
 @pass_ctx
 def embed(ctx: Context, spec: str | None, engine: str, sources: tuple[str, ...], batch_size: int,
           workers: int | None, rebuild: bool, all_: bool) -> None:
@@ -60,7 +62,7 @@ def embed(ctx: Context, spec: str | None, engine: str, sources: tuple[str, ...],
     if spec:
         specs = [spec]
     elif all_:
-        specs = sorted({c.backbone for c in ws.config.classifiers.values() if c.head not in ("multimodal", "finetune")})
+        specs = stored_specs(ws.config)
     else:
         specs = [ws.config.default_backbone]
     for s in specs:
@@ -72,6 +74,14 @@ def embed(ctx: Context, spec: str | None, engine: str, sources: tuple[str, ...],
             click.echo(f"{fails.num_rows} image(s) could not be embedded (see failures.parquet), e.g.:", err=True)
             for r in fails.slice(0, 5).to_pylist():
                 click.echo(f"  {r['image']}: {r['location']}: {r['reason']}", err=True)
+
+
+def stored_specs(config: Any) -> list[str]:
+    """The backbones whose stored vectors the classifier projects train on (``embed --all``): every project's but
+    the multimodal ones and the fine-tuned smallcnn/hf: ones (they train on pixels); a fine-tuned torchscript: top
+    trains on the maps stored under its spec."""
+    return sorted({c.backbone for c in config.classifiers.values() if c.head != "multimodal"
+                   and (c.head != "finetune" or c.backbone.startswith("torchscript:"))})
 
 
 @click.command()
