@@ -1,13 +1,14 @@
 """Fine-tuning the top of an ImageNet network: train every layer after ``layer=`` on stored feature maps.
 
 The seeds fine-tuned Inception v3 / ResNet50 end to end on a GPU. On a 2-core CPU the shipped MobileNetV2, rebuilt in
-float (:class:`~iconoscope.learn.backbones.dequantize.DequantizedNet`), trains at ~10 images/s end to end at 224 px
-(measured), so 5-fold CV of 6,000 images would take most of a day. Its last blocks, fed with the 7 x 7 maps the
-int8 network computes once, train at ~400 images/s. So a ``finetune`` project on ``torchscript:PATH?layer=VALUE&
-pool=none`` works in two steps: ``embed`` stores the whole map at ``VALUE`` for every view (the frozen part: int8,
-batched, resumable like any vectors), then training replays the graph from ``VALUE`` to the last global pooling in
-float, with its ImageNet weights as the starting point, and puts dropout + a new linear layer on top. Each step draws
-one random view per image (the views are the augmentation); scores are the mean of the views' logits.
+float (:class:`~iconoscope.learn.backbones.dequantize.DequantizedNet`), trains at 8-9 images/s end to end at 224 px
+(``bench/finetune_speed.py``), so 5-fold CV of 6,000 images would take most of a day. Its last blocks, fed with the
+7 x 7 maps the int8 network computes once, train 20-30 times faster. So a ``finetune`` project on
+``torchscript:PATH?layer=VALUE&pool=none`` works in two steps: ``embed`` stores the whole map at ``VALUE`` for
+every view (the frozen part: int8, batched, resumable like any vectors), then training replays the graph from
+``VALUE`` to the last global pooling in float, with its ImageNet weights as the starting point, and puts dropout + a
+new linear layer on top. Each step draws one random view per image (the views are the augmentation); scores are the
+mean of the views' logits.
 
 A float TorchScript graph (a torchvision model saved with ``torch.jit.script`` or ``trace``) needs no rebuild: it is
 cut at both ends (:class:`FloatTop`) and trained as it is; after training the whole file is saved again with the
