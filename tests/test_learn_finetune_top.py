@@ -36,8 +36,8 @@ def _images(n: int = 6) -> np.ndarray:
 def test_float_rebuild_agrees_with_the_int8_graph(qnet: Path) -> None:
     import torch
 
-    from iconoscope.learn.backbones.dequantize import DequantizedNet, is_quantized
-    from iconoscope.learn.backbones.torchscript import load_inlined
+    from iconoscope.learn.backbones.dequantize import DequantizedNet
+    from iconoscope.learn.backbones.torchscript import is_quantized, load_inlined
 
     module = load_inlined(str(qnet), "test")
     assert is_quantized(module)

@@ -83,16 +83,13 @@ _LOCK = threading.Lock()
 
 
 def _target(ws: Any, spec: str) -> str:
-    from pathlib import Path
-
-    from iconoscope.learn.backbones.spec import parse_spec, resolve_target
+    from iconoscope.learn.backbones import workspace_target
+    from iconoscope.learn.backbones.spec import parse_spec
 
     parsed = parse_spec(spec)
     if parsed.kind != "hf":
         raise ConfigError(f"zero-shot needs an hf: CLIP or SigLIP backbone, not {spec!r}")
-    paths = {k: str(v) for k, v in (ws.config.raw.get("paths") or {}).items()}
-    paths = {k: str((ws.root / v).resolve()) if not Path(v).is_absolute() else v for k, v in paths.items()}
-    return resolve_target(parsed.target, Path(ws.root), paths, spec)
+    return workspace_target(parsed, ws)
 
 
 def text_tower(ws: Any, spec: str) -> TextTower:

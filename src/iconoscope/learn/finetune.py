@@ -64,6 +64,13 @@ class FeatureLinear:
         self.coef_ = np.asarray(coef, np.float32)
         self.intercept_ = np.asarray(intercept, np.float32)
 
+    @classmethod
+    def from_linear(cls, linear: Any, views: int = 1) -> FeatureLinear:
+        """A trained ``torch.nn.Linear`` as a head. On ``views`` concatenated views its weights are repeated per view
+        and divided by their number: the logits are then the mean of the views' logits."""
+        w = linear.weight.detach().numpy()
+        return cls(np.tile(w, (1, views)) / views if views > 1 else w, linear.bias.detach().numpy())
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         z = np.asarray(X, np.float32) @ self.coef_.T + self.intercept_
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
@@ -200,9 +207,10 @@ class _PixelNet(_Net):
         return self.model(self._tensor(data, False))
 
 
-def _base_spec(spec: str, name: str) -> str:
-    """``builtin:smallcnn`` (trained from scratch on pixels) or ``torchscript:`` (its top fine-tuned on stored maps);
-    anything else is a configuration error that says what to use instead."""
+def _trainable_kind(spec: str, name: str) -> str:
+    """The spec's kind when ``finetune`` can train it: ``builtin`` (smallcnn, from scratch on pixels), ``hf`` (end to
+    end on pixels) or ``torchscript`` (its top on stored maps); anything else is a configuration error that says
+    what to use instead."""
     from iconoscope.learn.backbones.spec import parse_spec
 
     parsed = parse_spec(spec)
@@ -213,7 +221,7 @@ def _base_spec(spec: str, name: str) -> str:
     if parsed.kind in ("builtin", "hf") and parsed.views() != ("full",):
         raise ConfigError(f"classifier '{name}': head = 'finetune' trains {parsed.kind}: backbones on whole images; "
                           f"drop views= from {spec!r}")
-    return spec
+    return parsed.kind
 
 
 def _save_smallcnn(ws: Any, net: _Net, spec: str, name: str, version: int, pre: Preprocess,
@@ -228,8 +236,7 @@ def _save_smallcnn(ws: Any, net: _Net, spec: str, name: str, version: int, pre: 
                                                                 "preprocess": pre.to_dict()}},
                ws.root / weights_rel)
     sep = "&" if "?" in spec else "?"
-    lin = net.model.head[-1]
-    return f"{spec}{sep}weights={weights_rel}", FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy())
+    return f"{spec}{sep}weights={weights_rel}", FeatureLinear.from_linear(net.model.head[-1])
 
 
 def _hf_network(base: Any, n_classes: int, p: dict[str, Any], seed: int) -> Any:
@@ -247,17 +254,15 @@ def _hf_network(base: Any, n_classes: int, p: dict[str, Any], seed: int) -> Any:
 def _save_hf(ws: Any, net: _Net, base: Any, name: str, version: int) -> tuple[str, FeatureLinear]:
     """Save the fine-tuned transformers model with its image processor config (``save_pretrained``); returns (its
     backbone spec, the new linear layer as a head)."""
-    from iconoscope.learn.backbones.spec import parse_spec
+    from iconoscope.learn.backbones.spec import format_spec, parse_spec
     from iconoscope.workspace import slug
 
     rel = f"models/{slug(name)}/finetuned-v{version}"
     net.model[0].model.save_pretrained(ws.root / rel)
     (ws.root / rel / "preprocessor_config.json").write_text(json.dumps(base.processor_config, indent=1),
                                                             encoding="utf-8")
-    opts = {**parse_spec(base.spec).options, "layer": base.layer_name}
-    lin = net.model[-1]
-    return (f"hf:{rel}?" + "&".join(f"{k}={v}" for k, v in opts.items()),
-            FeatureLinear(lin.weight.detach().numpy(), lin.bias.detach().numpy()))
+    return (format_spec("hf", rel, {**parse_spec(base.spec).options, "layer": base.layer_name}),
+            FeatureLinear.from_linear(net.model[-1]))
 
 
 def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, params: dict[str, Any],
@@ -270,14 +275,15 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     from iconoscope.learn.classifier import save_model
 
     cfg = ws.config.classifier(name)
-    spec = _base_spec(cfg.backbone, name)
+    spec = cfg.backbone
+    kind = _trainable_kind(spec, name)
     p = {**DEFAULTS, **{kk: v for kk, v in params.items() if kk in DEFAULTS}}
     epochs = int(p["epochs"])
     if p["schedule"] not in SCHEDULES:
         raise ConfigError(f"classifier '{name}': schedule = {p['schedule']!r}: expected one of {', '.join(SCHEDULES)}")
     t0 = time.perf_counter()
     n = len(labels.categories)
-    if spec.startswith("torchscript:"):
+    if kind == "torchscript":
         from iconoscope.learn.datasets import embeddings_for
         from iconoscope.learn.finetune_top import TopNet, TopSetup
 
@@ -295,7 +301,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
         data = data[ok]
 
         def make() -> _Net:
-            if spec.startswith("hf:"):
+            if kind == "hf":
                 return _PixelNet(pre, _hf_network(base, n, p, seed), n, p, seed)
             from iconoscope.learn.backbones.smallcnn import build_smallcnn
 
@@ -343,11 +349,11 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     mean, std = _summarise(per_fold)
     model_dir = ws.model_dir(name)
     version = _next_version(model_dir)
-    if spec.startswith("torchscript:"):
+    if kind == "torchscript":
         from iconoscope.learn.finetune_top import save_trained
 
         trained_spec, head = save_trained(ws, setup, net, name, version)  # type: ignore[arg-type]
-    elif spec.startswith("hf:"):
+    elif kind == "hf":
         trained_spec, head = _save_hf(ws, net, base, name, version)
     else:
         trained_spec, head = _save_smallcnn(ws, net, spec, name, version, pre, tuple(base.model.widths))
@@ -372,6 +378,6 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
                          f"{float(p['val_share']):.0%} validation split of the training part; metrics on the test "
                          f"folds only; the final network is trained {final_epochs} epochs on every image"
                          + ("; layers before the backbone's layer= are frozen (ImageNet weights), the rest is "
-                            "fine-tuned from them" if spec.startswith("torchscript:") else "")))
+                            "fine-tuned from them" if kind == "torchscript" else "")))
     cache.clear()
     return report

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from iconoscope.errors import ConfigError
-from iconoscope.learn.backbones.spec import Spec, parse_spec, resolve_target
+from iconoscope.learn.backbones.spec import Spec, format_spec, parse_spec
 from iconoscope.learn.finetune import FeatureLinear, _Net
 
 #: options of the stored-map spec that describe the cut, not the images: dropped from the trained backbone's spec
@@ -51,8 +51,8 @@ class TopSetup:
 
     @classmethod
     def from_spec(cls, ws: Any, spec_text: str, name: str) -> TopSetup:
-        from iconoscope.learn.backbones import workspace_paths
-        from iconoscope.learn.backbones.torchscript import _pool_input, load_inlined
+        from iconoscope.learn.backbones import workspace_target
+        from iconoscope.learn.backbones.torchscript import _pool_input, is_quantized, load_inlined
 
         spec = parse_spec(spec_text)
         where = f"classifier '{name}'"
@@ -61,25 +61,21 @@ class TopSetup:
             raise ConfigError(f"{where}: head = 'finetune' on a torchscript: backbone trains the layers after one "
                               f"graph value on its stored maps: write ?layer=VALUE&pool=none (e.g. layer=input47.1, "
                               f"see `iconoscope layers`), not {spec_text!r}")
-        root, paths = workspace_paths(ws)
-        from iconoscope.learn.backbones import absolute_paths
-
-        path = Path(resolve_target(spec.target, root, absolute_paths(root, paths), spec_text))
+        path = Path(workspace_target(spec, ws))
         module = load_inlined(str(path), spec_text)
-        from iconoscope.learn.backbones.dequantize import is_quantized
-
         setup = cls(spec, path, layer, _pool_input(module.forward.graph, where).debugName(), spec.views(),
                     is_quantized(module))
-        setup.build_top(where)  # a bad layer= fails here, before anything is embedded
+        setup.build_top(where, module)  # a bad layer= fails here, before anything is embedded
         return setup
 
-    def build_top(self, where: str) -> Any:
-        """The trainable part, from ``layer`` to the final feature map, with the weights of the file: an int8 graph
-        replayed in float, or a float graph cut at both ends."""
+    def build_top(self, where: str, module: Any = None) -> Any:
+        """The trainable part, from ``layer`` to the final feature map, with the weights of the file (``module``: the
+        file already loaded, which this consumes): an int8 graph replayed in float, or a float graph cut at both
+        ends."""
         from iconoscope.learn.backbones.dequantize import DequantizedNet
         from iconoscope.learn.backbones.torchscript import load_inlined
 
-        module = load_inlined(str(self.path), self.spec.text)
+        module = load_inlined(str(self.path), self.spec.text) if module is None else module
         if self.quantized:
             return DequantizedNet(module, outputs=(self.pool_input,), start=self.layer, where=where)
         return FloatTop(module, self.layer, self.pool_input, where)
@@ -152,7 +148,7 @@ def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int)
         whole = load_inlined(str(setup.path), setup.spec.text)
         whole.load_state_dict(net.model[0].module.state_dict())
         whole.save(str(ws.root / rel))
-        return _trained_spec(setup, rel), _view_mean_head(net, len(setup.views))
+        return _trained_spec(setup, rel), FeatureLinear.from_linear(net.linear, len(setup.views))
     prefix = load_inlined(str(setup.path), setup.spec.text)
     cut_graph(prefix, setup.layer, f"backbone {setup.spec.text!r}")
     top = net.model[0].eval()
@@ -171,15 +167,8 @@ def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int)
     with torch.no_grad():
         traced = torch.jit.trace(Trained().eval(), torch.zeros((2, 3, *size)), check_trace=False)
     traced.save(str(ws.root / rel))
-    return _trained_spec(setup, rel), _view_mean_head(net, len(setup.views))
+    return _trained_spec(setup, rel), FeatureLinear.from_linear(net.linear, len(setup.views))
 
 
 def _trained_spec(setup: TopSetup, rel: str) -> str:
-    opts = "&".join(f"{k}={v}" for k, v in setup.spec.options.items() if k not in CUT_OPTIONS)
-    return f"torchscript:{rel}" + (f"?{opts}" if opts else "")
-
-
-def _view_mean_head(net: TopNet, views: int) -> FeatureLinear:
-    """The new linear layer as a head on the concatenated views: the mean of the views' logits."""
-    lin = net.linear
-    return FeatureLinear(np.tile(lin.weight.detach().numpy(), (1, views)) / views, lin.bias.detach().numpy())
+    return format_spec("torchscript", rel, {k: v for k, v in setup.spec.options.items() if k not in CUT_OPTIONS})

@@ -76,6 +76,13 @@ def absolute_paths(root: Path | None, paths: dict[str, str] | None) -> dict[str,
     return {k: str((root / v).resolve()) if root and not Path(v).is_absolute() else v for k, v in paths.items()}
 
 
+def workspace_target(spec: Spec, ws: Any = None) -> str:
+    """``spec``'s target with ``${name}`` placeholders and relative paths resolved against ``ws`` (when given), as
+    :func:`get_backbone` resolves it: for code that needs the file itself (``layers``, fine-tuning, zero-shot)."""
+    root, paths = workspace_paths(ws) if ws is not None else (None, None)
+    return resolve_target(spec.target, root, absolute_paths(root, paths), spec.text)
+
+
 def get_backbone(spec: str, *, root: Path | str | None = None, paths: dict[str, str] | None = None,
                  ws: Any = None, cache: bool = True) -> Any:
     """The backbone for ``spec`` (cached per process: loading a model costs far more than using it).

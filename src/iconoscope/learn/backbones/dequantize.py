@@ -47,10 +47,6 @@ def _const(value: Any) -> Any:
     raise ConfigError(f"expected a constant, got {node.kind()}")
 
 
-def is_quantized(module: Any) -> bool:
-    return "quantized::" in str(module.forward.graph)
-
-
 class DequantizedNet(torch.nn.Module):
     """Float replay of an (inlined) quantized TorchScript graph; ``forward`` returns ``outputs`` (default: the
     graph's own output), as a tuple when several are asked for.
@@ -79,8 +75,8 @@ class DequantizedNet(torch.nn.Module):
                 continue
             out = node.output().debugName()
             if kind in _CONV:
-                w, b = attrs[ins[1].debugName()].unpack()
                 packed = attrs[ins[1].debugName()]
+                w, b = packed.unpack()
                 conv = torch.nn.Conv2d(w.shape[1] * packed.groups(), w.shape[0], tuple(w.shape[2:]),
                                        stride=tuple(packed.stride()), padding=tuple(packed.padding()),
                                        dilation=tuple(packed.dilation()), groups=packed.groups(), bias=True)

@@ -50,11 +50,10 @@ def list_layers(spec: str, *, ws: Any = None, everything: bool = False) -> list[
 
     ``ws``: a workspace whose folder and ``[paths]`` resolve ``${data}`` and relative targets (as for training).
     """
-    from iconoscope.learn.backbones import absolute_paths, resolve_target, workspace_paths
+    from iconoscope.learn.backbones import workspace_target
 
     parsed = parse_spec(spec)
-    root, paths = workspace_paths(ws) if ws is not None else (None, None)
-    target = resolve_target(parsed.target, root, absolute_paths(root, paths), spec)
+    target = workspace_target(parsed, ws)
     if parsed.kind == "torchscript":
         return _torchscript_layers(spec, target, everything)
     if parsed.kind == "onnx":

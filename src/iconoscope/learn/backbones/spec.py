@@ -138,6 +138,12 @@ def parse_spec(text: str) -> Spec:
     return Spec(text=text, kind=kind.strip(), target=target.strip(), options=options)
 
 
+def format_spec(kind: str, target: str, options: dict[str, str]) -> str:
+    """The spec text of ``kind``, ``target`` and ``options`` (the inverse of :func:`parse_spec`)."""
+    query = "&".join(f"{k}={v}" for k, v in options.items())
+    return f"{kind}:{target}" + (f"?{query}" if query else "")
+
+
 def resolve_target(target: str, root: Path | None = None, paths: dict[str, str] | None = None,
                    spec: str | None = None) -> str:
     """Fill ``${name}`` placeholders and make a relative path absolute (against ``root``)."""

@@ -117,6 +117,11 @@ def cut_graph(module: Any, layer: str, where: str) -> str:
     return " + ".join(what)
 
 
+def is_quantized(module: Any) -> bool:
+    """Whether the (inlined) graph runs int8 kernels: it then has no backward pass (see ``dequantize``)."""
+    return "quantized::" in str(module.forward.graph)
+
+
 def load_inlined(path: str, spec_text: str) -> Any:
     """The TorchScript archive at ``path`` in eval mode, its submodule calls inlined so that every op of
     ``forward`` is visible (scripted modules call submodules through prim::CallMethod); a missing or unreadable
@@ -143,7 +148,7 @@ class TorchScriptBackbone(Backbone):
         torch_threads(spec.int("threads", 0) or None)
         module = load_inlined(path, spec.text)
         graph_text = str(module.forward.graph)
-        self.quantized = "quantized::" in graph_text
+        self.quantized = is_quantized(module)
         has_pool = any(k in graph_text for k in _POOL_KINDS)
         layer = spec.get("layer") or ("pool" if has_pool else "logits")
         what = "the model's output (logits)"
