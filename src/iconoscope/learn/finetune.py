@@ -265,6 +265,30 @@ def _save_hf(ws: Any, net: _Net, base: Any, name: str, version: int) -> tuple[st
             FeatureLinear.from_linear(net.model[-1]))
 
 
+@dataclass
+class FoldFit:
+    """What one training part gave: the test part's scores, thresholds and best epoch from the validation split."""
+
+    scores: np.ndarray
+    thresholds: np.ndarray
+    epoch: int
+    n_fit: int
+    n_val: int
+
+
+def fit_fold(make: Any, data: np.ndarray, Y: np.ndarray, records: list[str], tr: np.ndarray, te: np.ndarray,
+             epochs: int, val_k: int, seed: int, progress: Any = None) -> FoldFit:
+    """One fold of the protocol: a grouped ``1/val_k`` of the training rows ``tr`` picks the epoch (best mAP) and
+    calibrates the thresholds; the network of that epoch scores the test rows ``te``. Shared by ``train`` and the
+    development protocols of ``bench/`` so that both run exactly the same recipe."""
+    inner = grouped_folds(Y[tr], [records[i] for i in tr], val_k, seed=seed + 1)
+    fit_i, val_i = tr[inner != 0], tr[inner == 0]
+    net = make()
+    best_epoch, _ = net.fit(data[fit_i], Y[fit_i], epochs, val=(data[val_i], Y[val_i]), progress=progress)
+    th = best_f1_thresholds(Y[val_i], net.scores(data[val_i]))
+    return FoldFit(net.scores(data[te]), th, best_epoch, len(fit_i), len(val_i))
+
+
 def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, params: dict[str, Any],
                    show_progress: bool = True) -> TrainReport:
     """Cross-validate and train a SmallCNN end to end, or an ImageNet network's top (see module doc)."""
@@ -284,15 +308,9 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     t0 = time.perf_counter()
     n = len(labels.categories)
     if kind == "torchscript":
-        from iconoscope.learn.datasets import embeddings_for
-        from iconoscope.learn.finetune_top import TopNet, TopSetup
+        from iconoscope.learn.finetune_top import top_network
 
-        setup = TopSetup.from_spec(ws, spec, name)  # checks the spec before anything is embedded
-        labels, data, left_out = embeddings_for(ws, labels, spec, show_progress=show_progress)
-        map_shape = get_backbone(spec, ws=ws).map_shape
-
-        def make() -> _Net:
-            return TopNet(setup, map_shape, n, p, seed, f"classifier '{name}'")
+        labels, data, left_out, make, setup = top_network(ws, name, spec, labels, p, seed, show_progress)
     else:
         base = get_backbone(spec, ws=ws, cache=False)
         pre = base.preprocess
@@ -322,16 +340,11 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
         for f, (tr, te) in enumerate(fold_indices(fold_of)):
             done = cache.load(f)
             if done is None:
-                inner = grouped_folds(Y[tr], [labels.records[i] for i in tr], val_k, seed=seed + 1)
-                fit_i, val_i = tr[inner != 0], tr[inner == 0]
-                net = make()
-                best_epoch, _ = net.fit(data[fit_i], Y[fit_i], epochs, val=(data[val_i], Y[val_i]), progress=bar)
-                th = best_f1_thresholds(Y[val_i], net.scores(data[val_i]))
-                scores = net.scores(data[te])
-                m = evaluate_scores(Y[te], scores, th)
-                done = {"scores": scores, "thresholds": th.tolist(), "epochs": best_epoch,
-                        "fold": {"fold": f, "n_train": len(fit_i), "n_val": len(val_i), "n_test": len(te),
-                                 "params": {"epochs": best_epoch},
+                res = fit_fold(make, data, Y, labels.records, tr, te, epochs, val_k, seed, progress=bar)
+                m = evaluate_scores(Y[te], res.scores, res.thresholds)
+                done = {"scores": res.scores, "thresholds": res.thresholds.tolist(), "epochs": res.epoch,
+                        "fold": {"fold": f, "n_train": res.n_fit, "n_val": res.n_val, "n_test": len(te),
+                                 "params": {"epochs": res.epoch},
                                  **{kk: m[kk] for kk in (*SUMMARY_KEYS, "per_class_ap")}}}
                 cache.save(f, done)
             else:

@@ -23,6 +23,7 @@ per view and divided by their number: exactly the mean of the views' logits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,25 @@ class TopNet(_Net):
     @property
     def linear(self) -> Any:
         return self.model[-1]
+
+
+def top_network(ws: Any, name: str, spec: str, labels: Any, p: dict[str, Any], seed: int,
+                show_progress: bool = True) -> tuple[Any, np.ndarray, list[Any], Callable[[], TopNet], TopSetup]:
+    """Everything a ``finetune`` project on ``torchscript:...?layer=VALUE&pool=none`` trains from: (the labelled rows
+    kept, their stored maps, the rows left out and why, a factory of fresh :class:`TopNet` s with the file's weights,
+    the setup). The spec is checked before anything is embedded; missing maps are embedded (resumable)."""
+    from iconoscope.learn.backbones import get_backbone
+    from iconoscope.learn.datasets import embeddings_for
+
+    setup = TopSetup.from_spec(ws, spec, name)
+    labels, data, left_out = embeddings_for(ws, labels, spec, show_progress=show_progress)
+    map_shape = get_backbone(spec, ws=ws).map_shape
+    n = len(labels.categories)
+
+    def make() -> TopNet:
+        return TopNet(setup, map_shape, n, p, seed, f"classifier '{name}'")
+
+    return labels, data, left_out, make, setup
 
 
 def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int) -> tuple[str, FeatureLinear]:
