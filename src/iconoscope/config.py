@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ CONFIG_NAME = "iconoscope.toml"
 VOCAB_FORMATS = ("skos", "iconclass", "csv")
 SOURCE_KINDS = ("csv", "tsv", "jsonl", "rdf", "iiif")
 SUBJECT_PARSERS = ("list", "garnier")
-HEAD_KINDS = ("linear", "mlp", "finetune", "multimodal")
+HEAD_KINDS = ("linear", "mlp", "finetune", "multimodal", "ensemble")
+#: heads whose trained models an ensemble can average (each scores vectors of one backbone spec)
+ENSEMBLE_MEMBER_HEADS = ("linear", "mlp", "finetune")
 STORE_KINDS = ("oxigraph", "sparql")
 RECORD_FIELDS = ("id", "title", "creator", "date", "medium", "subject", "image")
 
@@ -282,10 +284,13 @@ def parse_config(data: dict[str, Any], root: Path, origin: str = CONFIG_NAME) ->
                     f"a vocabulary declared under [vocabularies] ({', '.join(vocabs) or 'none declared'})")
         cats = _str_tuple(tbl, "categories", where)
         targets = _str_tuple(tbl, "targets", where)
-        _expect(bool(cats) or bool(targets), where, "categories", list(cats),
+        _expect(bool(cats) or bool(targets) or head == "ensemble", where, "categories", list(cats),
                 "a non-empty list of concepts (or 'targets' for a multimodal model)")
         known = {"vocabulary", "categories", "backbone", "head", "expand", "exclude", "related", "folds",
                  "sources", "inputs", "targets"}
+        if head == "ensemble":
+            _expect("backbone" not in tbl, where, "backbone", tbl.get("backbone"),
+                    "no backbone: an ensemble reads its members' (see 'members')")
         classifiers[cname] = ClassifierConfig(
             name=cname, vocabulary=vocab, categories=cats,
             backbone=_get(tbl, "backbone", where, str, default_backbone), head=head, expand=expand,
@@ -294,6 +299,10 @@ def parse_config(data: dict[str, Any], root: Path, origin: str = CONFIG_NAME) ->
             targets=targets, params={k: v for k, v in tbl.items() if k not in known})
         for s in classifiers[cname].sources:
             _expect(s in sources, where, "sources", s, f"a declared source ({', '.join(sources) or 'none'})")
+
+    for cname, cfg in list(classifiers.items()):
+        if cfg.head == "ensemble":
+            classifiers[cname] = _ensemble(cfg, classifiers, f"{origin} [classifiers.{cname}]")
 
     sv = _get(data, "serve", origin, dict, {})
     where = f"{origin} [serve]"
@@ -321,3 +330,34 @@ def load_config(root: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
     return parse_config(data, root, origin=str(path))
+
+
+def _ensemble(cfg: ClassifierConfig, classifiers: dict[str, ClassifierConfig], where: str) -> ClassifierConfig:
+    """Check an ensemble's ``members`` (and ``weights``) and give it its members' categories: it averages trained
+    classifiers of the same label set, so a category list of its own could only disagree with theirs."""
+    members = cfg.params.get("members")
+    _expect(isinstance(members, list) and len(members) >= 2 and all(isinstance(m, str) for m in members),
+            where, "members", members, "a list of two or more classifier names")
+    _expect(len(set(members)) == len(members), where, "members", members, "distinct classifier names")
+    for m in members:
+        _expect(m in classifiers, where, "members", m, f"a declared classifier ({', '.join(sorted(classifiers))})")
+        _expect(classifiers[m].head in ENSEMBLE_MEMBER_HEADS, where, "members", m,
+                f"a classifier whose head is {', '.join(ENSEMBLE_MEMBER_HEADS)} (its head is {classifiers[m].head!r})")
+    weights = cfg.params.get("weights", [1.0] * len(members))
+    _expect(isinstance(weights, list) and len(weights) == len(members)
+            and all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)
+            and sum(weights) > 0, where, "weights", weights,
+            f"{len(members)} non-negative numbers, one per member, not all 0")
+    first = classifiers[members[0]]
+    for m in members[1:]:
+        other = classifiers[m]
+        _expect((other.vocabulary, other.categories, other.expand, other.exclude, other.related, other.sources)
+                == (first.vocabulary, first.categories, first.expand, first.exclude, first.related, first.sources),
+                where, "members", m, f"a classifier with the same vocabulary, categories, expand, exclude, related "
+                f"and sources as {members[0]!r} (an ensemble averages scores of one label set)")
+    if cfg.categories:
+        _expect(cfg.categories == first.categories, where, "categories", list(cfg.categories),
+                f"the members' categories, in their order, or nothing (they are taken from {members[0]!r})")
+    return replace(cfg, vocabulary=first.vocabulary, categories=first.categories, expand=first.expand,
+                   exclude=first.exclude, related=first.related, sources=first.sources, backbone="",
+                   folds=first.folds)

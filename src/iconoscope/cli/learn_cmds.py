@@ -78,9 +78,9 @@ def embed(ctx: Context, spec: str | None, engine: str, sources: tuple[str, ...],
 
 def stored_specs(config: Any) -> list[str]:
     """The backbones whose stored vectors the classifier projects train on (``embed --all``): every project's but
-    the multimodal ones and the fine-tuned smallcnn/hf: ones (they train on pixels); a fine-tuned torchscript: top
-    trains on the maps stored under its spec."""
-    return sorted({c.backbone for c in config.classifiers.values() if c.head != "multimodal"
+    the multimodal ones, the ensembles (they read their members') and the fine-tuned smallcnn/hf: ones (they train on
+    pixels); a fine-tuned torchscript: top trains on the maps stored under its spec."""
+    return sorted({c.backbone for c in config.classifiers.values() if c.head not in ("multimodal", "ensemble")
                    and (c.head != "finetune" or c.backbone.startswith("torchscript:"))})
 
 

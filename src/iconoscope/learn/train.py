@@ -171,6 +171,10 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
     params = dict(cfg.params)
     seed = int(params.get("seed", 0)) if seed is None else seed
     labels = load_labels(ws, name)
+    if cfg.head == "ensemble":
+        from iconoscope.learn.ensemble import train_ensemble
+
+        return train_ensemble(ws, name, labels, folds, seed)  # type: ignore[no-any-return]
     if cfg.head == "finetune":
         from iconoscope.learn.finetune import train_finetune
 
