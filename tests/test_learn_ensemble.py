@@ -92,6 +92,7 @@ def test_ensemble_averages_the_members_out_of_fold_scores_and_predicts_loose_fil
     card = json.loads((ws.model_dir("ens") / "model_card.json").read_text())
     assert [m["name"] for m in card["members"]] == ["lin", "top"] and all(m["model_sha256"] for m in card["members"])
     assert "nothing is fitted" in card["evaluation"]["protocol"]
+    assert "| lin | 1 | linear | 1 |" in (ws.model_dir("ens") / "model_card.md").read_text()
 
     # the trained ensemble is an ordinary classifier: on files it never saw it gives the members' mean
     new = tmp_path / "new"

@@ -82,6 +82,11 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"Backbone: `{card['backbone'].get('spec')}` - {card['backbone'].get('layer')} "
              f"({card['backbone'].get('dim')}-d, views {', '.join(card['backbone'].get('views', []))}).", "",
              "## Data", ""]
+    if card.get("members"):  # an ensemble: which trained models it averages, exactly
+        lines[-2:-2] = ["Members (the mean of their probabilities, weighted):", "",
+                        "| member | version | head | weight | model sha256 |", "|---|---|---|---|---|",
+                        *(f"| {m['name']} | {m['version']} | {m['head']} | {m['weight']:g} | "
+                          f"`{m['model_sha256'][:16]}` |" for m in card["members"]), ""]
     d = card["data"]
     lines += [f"- {d['images']} images of {d['records']} records ({d['negatives']} negative for every category); "
               f"{d['left_out']} left out (no vector)",
