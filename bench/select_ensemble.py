@@ -49,13 +49,15 @@ sys.path.insert(0, str(ROOT / "src"))
 WEIGHTS = (1.0, 1.0)
 
 
-def member_scores(ws: Any, name: str, dev: Any, folds: list[tuple[np.ndarray, np.ndarray]], seed: int) -> np.ndarray:
-    """Development out-of-fold probabilities of project ``name``, trained by its own recipe on each fold's rest."""
+def member_scores(ws: Any, name: str, dev: Any, folds: list[tuple[np.ndarray, np.ndarray]], seed: int,
+                  overrides: dict[str, Any] | None = None) -> np.ndarray:
+    """Development out-of-fold probabilities of project ``name`` (its parameters updated by ``overrides``), trained
+    by its own recipe on each fold's rest."""
     from iconoscope.learn.datasets import embeddings_for
     from iconoscope.learn.train import _grid, select_and_fit
 
     cfg = ws.config.classifier(name)
-    params = dict(cfg.params)
+    params = {**cfg.params, **(overrides or {})}
     S = np.zeros(dev.Y.shape, np.float32)
     if cfg.head == "finetune":
         from iconoscope.learn.finetune import DEFAULTS, fit_fold

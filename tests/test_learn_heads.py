@@ -31,6 +31,20 @@ def test_linear_probe_equals_sklearn_logistic_regression(C: float) -> None:
         np.testing.assert_allclose(head.predict_proba(X)[:, j], ref.predict_proba(Xs)[:, 1], atol=2e-3)
 
 
+def test_balanced_softmax_equals_sklearn_multinomial_with_balanced_class_weights() -> None:
+    X, Y = _data(300, c=3)
+    keep = ~Y[:, 2] | (np.arange(300) % 6 == 0)  # class 2 made rare (about 17 rows of 300)
+    X, Y = X[keep], Y[keep]
+    y = Y.argmax(axis=1)
+    head = LinearProbe(C=0.5, loss="softmax", normalize="none", class_weight="balanced", max_iter=500).fit(X, Y)
+    Xs = (X - head.mean_) / head.std_
+    ref = LogisticRegression(C=0.5, class_weight="balanced", tol=1e-8, max_iter=2000).fit(Xs, y)
+    np.testing.assert_allclose(head.predict_proba(X), ref.predict_proba(Xs), atol=2e-3)
+    plain = LinearProbe(C=0.5, loss="softmax", normalize="none", max_iter=500).fit(X, Y)
+    assert head.predict_proba(X)[:, 2].mean() > plain.predict_proba(X)[:, 2].mean()  # the rare class gains
+    assert np.abs(head.predict_proba(X) - plain.predict_proba(X)).max() > 0.02
+
+
 def test_softmax_keeps_a_background_for_rows_of_no_category() -> None:
     X, Y = _data(300, c=4)
     Y[:, 3] = False  # the fourth group belongs to none of the categories

@@ -8,7 +8,8 @@
 
 Both standardise their inputs (statistics of the training rows only) after an optional power/L2 normalisation,
 which matters for pooled CNN features whose channels differ in scale by orders of magnitude. Class weights
-(``class_weight="balanced"``) counter imbalance by weighting positives by negatives/positives per class.
+(``class_weight="balanced"``) counter imbalance: one-vs-rest heads weight positives by negatives/positives per class,
+softmax heads weight each row by scikit-learn's ``n / (K n_c)`` for its class (the background unit counts as one).
 The end-to-end fine-tuning head lives in :mod:`iconoscope.learn.finetune` (it needs images, not embeddings).
 """
 
@@ -85,6 +86,17 @@ class _TorchHead:
                 Yt = torch.cat([Yt, (Yt.sum(dim=1, keepdim=True) == 0).float()], dim=1)
             labelled = Yt.sum(dim=1) > 0
             target = Yt[labelled] / Yt[labelled].sum(dim=1, keepdim=True)
+            if self.class_weight == "balanced":  # type: ignore[attr-defined]
+                # scikit-learn's 'balanced': class c weighs n / (K n_c); a row weighs its target's mix of those, so
+                # the weights average 1 and C keeps its meaning; rare classes pull as hard as frequent ones
+                n_c = target.sum(dim=0)
+                present = n_c > 0
+                cw = torch.where(present, len(target) / (present.sum() * n_c.clamp(min=1e-9)), torch.zeros_like(n_c))
+                w = target @ cw
+
+                def fw(logits: torch.Tensor) -> torch.Tensor:
+                    return (F.cross_entropy(logits[labelled], target, reduction="none") * w).mean()
+                return fw
 
             def f(logits: torch.Tensor) -> torch.Tensor:
                 return F.cross_entropy(logits[labelled], target)
