@@ -72,7 +72,7 @@ def main() -> None:
         outer = grouped_folds(labels.Y, labels.records, 5, seed=args.seed)
         dev = labels.subset(outer != args.dev_fold)
         folds = fold_indices(grouped_folds(dev.Y, dev.records, args.inner, seed=args.seed + 1))
-        for name in args.candidates.split(","):
+        for name in [c for c in args.candidates.split(",") if c]:  # none: print the table of earlier runs
             t0 = time.perf_counter()
             S = member_scores(ws, BASE, dev, folds, args.seed, CANDIDATES[name])
             per = [evaluate_scores(dev.Y[te], S[te], None) for _, te in folds]
