@@ -62,7 +62,6 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("genera_multilayer_6views", "j", "as (i), views full+top+center+inner+upper+bottom (16,512-d)", "linear"),
     ("genera_mnv2_finetune_top", "k", "MobileNetV2 top (blocks after input41.1 + 1280-ch conv) fine-tuned on stored "
      "7x7 maps, 6 views as augmentation", "finetune"),
-    ("genera_ensemble", "l", "mean of the probabilities of (j) and (k), 1:1, nothing fitted", "ensemble"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),
 ]
 KEYS = ("mAP", "macro_f1", "top1")

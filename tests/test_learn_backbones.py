@@ -202,3 +202,23 @@ def test_layers_lists_feature_maps_with_shapes_and_names_that_work(tmp_path: Pat
     assert "layer,op,shape,note" in res.output and first.name in res.output
     bad = CliRunner().invoke(cli, ["-w", str(tmp_path / "none"), "layers", "builtin:smallcnn"])
     assert bad.exit_code != 0 and "torchscript: and onnx:" in bad.output + str(bad.exception)
+
+
+@pytest.mark.parametrize("preset", ["imagenet", "caffe", "clip"])
+def test_preparer_normalises_like_the_textbook_formula(preset: str) -> None:
+    """The fused multiply-add into a channel-first array equals ((pixel * scale) - mean) / std, channel-first, per
+    view, in the preset's channel order."""
+    from PIL import Image
+
+    from iconoscope.learn.backbones.base import PRESETS, VIEWS, Preparer
+
+    pre = Preprocess(size=(40, 56), **PRESETS[preset])
+    img = draw("circle", 48, seed=3).resize((48, 72))
+    got = Preparer(pre, ("full", "top", "bottom"))(img)
+    assert got.shape == (3, 3, 40, 56) and got.dtype == np.float32 and got.flags.c_contiguous
+    for i, v in enumerate(("full", "top", "bottom")):
+        a = np.asarray(VIEWS[v](img).resize((56, 40), Image.Resampling.BILINEAR), np.float64)
+        if pre.channels == "BGR":
+            a = a[:, :, ::-1]
+        want = ((a * pre.scale - np.asarray(pre.mean)) / np.asarray(pre.std)).transpose(2, 0, 1)
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-4)
