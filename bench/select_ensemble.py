@@ -29,7 +29,7 @@ Protocol (written and committed before it ran, session 5):
   development folds. Otherwise the README says so and row (j) stays the best.
 
 Prints a table (per development fold and mean: mAP, top-1) and writes ``bench/results/select_ensemble.json``.
-Needs the workspace of ``bench/learn_pomological.py`` with both members' label tables (it embeds what is missing).
+Needs the workspace of ``bench/learn_pomological.py``; it makes the members' label tables and embeds what is missing.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 WEIGHTS = (1.0, 1.0)
 
@@ -107,6 +108,11 @@ def main() -> None:
     members = args.members.split(",")
     if len(members) != len(WEIGHTS):
         raise SystemExit(f"--members: the protocol fixed {len(WEIGHTS)} members")
+    from learn_pomological import iconoscope
+
+    for m in members:  # the label tables the members train on (the workspace is learn_pomological.py's)
+        if not (args.work / "labels" / f"{m}.parquet").exists():
+            iconoscope(args.work, "labels", m)
     with Workspace.open(args.work) as ws:
         labels = load_labels(ws, members[0])
         for m in members[1:]:
