@@ -101,6 +101,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from iconoscope.learn.datasets import load_labels
+    from iconoscope.learn.ensemble import combine
     from iconoscope.learn.kfold import fold_indices, grouped_folds
     from iconoscope.learn.metrics import evaluate_scores
     from iconoscope.workspace import Workspace
@@ -123,8 +124,7 @@ def main() -> None:
         dev_folds = grouped_folds(dev.Y, dev.records, args.inner, seed=args.seed + 1)
         folds = fold_indices(dev_folds)
         scores = {m: member_scores(ws, m, dev, folds, args.seed) for m in members}
-    w = np.asarray(WEIGHTS) / sum(WEIGHTS)
-    scores["ensemble"] = sum(wi * scores[m] for wi, m in zip(w, members, strict=True))
+    scores["ensemble"] = combine([scores[m] for m in members], WEIGHTS)  # what the ensemble head computes
     Y = dev.Y.astype(bool)
     table: dict[str, Any] = {}
     for name, S in scores.items():
