@@ -192,3 +192,49 @@ def test_ensemble_head_slices_and_averages() -> None:
     np.testing.assert_allclose(combine([np.ones((1, 2)), np.zeros((1, 2))], [1, 3]), [[0.25, 0.25]])
     with pytest.raises(ValueError, match="5 columns"):
         head.predict_proba(np.zeros((1, 4), np.float32))
+
+
+def test_ensemble_predicts_the_collection_into_the_graph(workspace: Workspace, tmp_path: Path) -> None:
+    """`predict ENS` on an ingested collection: the concat store is filled from the members' stores and the run in
+    the graph carries the ensemble's out-of-fold scores for its training images (as any classifier's run does)."""
+    import io
+
+    import test_enrich_helpers as H
+    from click.testing import CliRunner
+
+    from iconoscope.cli import cli
+    from iconoscope.learn.classifier import load_classifier
+    from iconoscope.learn.embed import EmbeddingStore
+
+    H.build_graph(workspace, image_dir=tmp_path / "images")
+    workspace.close()
+    root = workspace.root
+    cats = ", ".join(f'"https://example.org/test/concept/demo/{c}"' for c in H.CATEGORIES)
+    with open(root / "iconoscope.toml", "a", encoding="utf-8") as f:
+        for name, head, extra in [("lin", "linear", "grid = { C = [1.0] }"),
+                                  ("mlp", "mlp", "grid = {}\nepochs = 5\nhidden = 16")]:
+            f.write(f'\n[classifiers.{name}]\ncategories = [{cats}]\nbackbone = "{SPEC}"\nhead = "{head}"\n'
+                    f"folds = 2\ninner_folds = 1\n{extra}\n")
+    _ensemble(root, body='members = ["lin", "mlp"]')
+
+    def run(*args: str) -> str:
+        res = CliRunner().invoke(cli, ["-w", str(root), *args], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return res.stdout
+
+    for name in ("lin", "mlp", "ens"):
+        run("labels", name)
+    for name in ("lin", "mlp", "ens"):
+        run("train", name)
+    run("predict", "ens", "--floor", "0")
+    rows = list(csv.DictReader(io.StringIO(run("export", "predictions", "ens", "--format", "csv"))))
+    with Workspace(root) as ws:
+        images, _, S, _ = _oof(ws, "ens")
+        clf = load_classifier(ws, "ens")
+        assert len(EmbeddingStore(ws, clf.backbone)) == len(H.all_images())
+    want = {(img, c): float(S[i, j]) for i, img in enumerate(images) for j, c in enumerate(clf.categories)}
+    got = {(r["image"], r["concept"]): float(r["score"]) for r in rows if r["model"] == "ens"}
+    assert len(got) == len(H.all_images()) * len(H.CATEGORIES)  # every image of the graph is scored
+    assert len(want) == len(images) * len(H.CATEGORIES) < len(got)  # (images without a label row by the model)
+    for key, v in want.items():  # the labelled ones with their out-of-fold scores
+        assert got[key] == pytest.approx(v, abs=1e-4), key
