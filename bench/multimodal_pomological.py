@@ -4,7 +4,7 @@ Usage::
 
     nice -n 10 python bench/multimodal_pomological.py [--work /tmp/iconoscope-mm-pom] [--data ../shared/data]
         [--inputs image,field:genus,...] [--epochs 30] [--backbone SPEC]
-        [--models multimodal,meta] [--name artist_year_x --param unimodal_loss=0.5 ...]
+        [--models multimodal,meta] [--name artist_year_x --param unimodal_loss=0.5 ... --variant-inputs ...]
 
 Builds (or reuses) a workspace in ``--work`` from ``examples/pomological/iconoscope.toml`` (its source, vocabularies
 and extra columns) plus the classifier ``artist_year``, then runs what a user would::
@@ -98,9 +98,10 @@ def parse_params(items: list[str]) -> list[str]:
 
 
 def workspace_config(data: Path, inputs: list[str], epochs: int, backbone: str = BACKBONE, name: str = "artist_year",
-                     params: list[str] | None = None) -> str:
+                     params: list[str] | None = None, variant_inputs: list[str] | None = None) -> str:
     """The pomological example's config (its source, vocabularies, extra columns) with absolute paths, plus the
-    multimodal classifier, its metadata-only twin and, when ``name`` is not ``artist_year``, the variant."""
+    multimodal classifier, its metadata-only twin and, when ``name`` is not ``artist_year``, the variant (with
+    ``variant_inputs`` instead of ``inputs`` when given)."""
     text = (EXAMPLE / "iconoscope.toml").read_text(encoding="utf-8")
     text = text.replace('data = "../../../shared/data"', f'data = "{data.resolve()}"')
     text = text.replace('path = "taxa.ttl"', f'path = "{EXAMPLE / "taxa.ttl"}"')
@@ -108,6 +109,8 @@ def workspace_config(data: Path, inputs: list[str], epochs: int, backbone: str =
     block = CLASSIFIER.format(backbone=backbone, inputs=json.dumps(inputs), epochs=epochs)
     text += block + META.format(inputs=json.dumps([i for i in inputs if i != "image"]), epochs=epochs)
     if name != "artist_year":
+        if variant_inputs is not None:
+            block = CLASSIFIER.format(backbone=backbone, inputs=json.dumps(variant_inputs), epochs=epochs)
         text += (block.replace("[classifiers.artist_year]", f"[classifiers.{name}]")
                  .replace("(appended by", f"with {', '.join(params or [])} (appended by")
                  + "".join(line + "\n" for line in params or []))
@@ -182,21 +185,25 @@ def main() -> None:
     ap.add_argument("--models", default="multimodal",
                     help="multimodal (the paper's protocol), meta (the metadata-only model), or both, comma-separated")
     ap.add_argument("--name", default="artist_year", help="the classifier to run the protocol on")
+    ap.add_argument("--variant-inputs", default=None,
+                    help="inputs of the classifier --name (comma-separated; default: --inputs)")
     ap.add_argument("--param", action="append", default=[],
                     help="KEY=VALUE (TOML) added to the classifier --name (not to artist_year); repeatable")
     args = ap.parse_args()
     models = set(args.models.split(","))
     if not models or models - {"multimodal", "meta"}:
         raise SystemExit(f"--models {args.models!r}: expected multimodal, meta or both")
-    if args.param and args.name == "artist_year":
-        raise SystemExit("--param needs --name (a new classifier): artist_year stays the README's configuration")
+    if (args.param or args.variant_inputs) and args.name == "artist_year":
+        raise SystemExit("--param and --variant-inputs need --name (a new classifier): artist_year stays the README's "
+                         "configuration")
     if args.name in ("artist_year_meta",):
         raise SystemExit(f"--name {args.name!r} is taken")
     params = parse_params(args.param)
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     (work / "iconoscope.toml").write_text(
-        workspace_config(args.data, args.inputs.split(","), args.epochs, args.backbone, args.name, params),
+        workspace_config(args.data, args.inputs.split(","), args.epochs, args.backbone, args.name, params,
+                         args.variant_inputs.split(",") if args.variant_inputs else None),
         encoding="utf-8")
     from iconoscope.learn.multimodal.evaluate import eval_multimodal
     from iconoscope.workspace import Workspace
@@ -226,7 +233,9 @@ def main() -> None:
             print(f"floor (issue 5), artist top-1, {name}: {value:.2f}")
         suffix = "" if args.name == "artist_year" else f"_{args.name}"
         (out / f"multimodal_pomological{suffix}.json").write_text(json.dumps(
-            {"name": args.name, "params": params, "inputs": args.inputs.split(","), "backbone": args.backbone,
+            {"name": args.name, "params": params, "backbone": args.backbone,
+             "inputs": (args.variant_inputs or args.inputs).split(",") if args.name != "artist_year"
+             else args.inputs.split(","),
              "models": rep.models, "gains": rep.gains, "artist_top1_folds": folds, "artist_top1_gain_folds": gains,
              "artist_year_image_only_top1_folds": default,
              "floor": FLOOR, "seconds": seconds, "embed_seconds": embed_seconds}, indent=1, default=float),
