@@ -76,6 +76,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from multimodal_select import dev_setup, image_only, run_model
+    from select_probe import margin_rule
 
     from iconoscope.workspace import Workspace
 
@@ -107,13 +108,9 @@ def main() -> None:
               + ", ".join(f"{v:.4f}" for v in r["multimodal_folds"])
               + f" | {r['decade']:.4f} | {r['artist_macro_f1']:.4f} |")
     if set(rows) == set(CANDIDATES):
-        cur = rows["current"]
-        best = max((n for n in rows if n != "current"), key=lambda n: rows[n]["multimodal"])
-        b = rows[best]
-        wins = sum(x > y for x, y in zip(b["multimodal_folds"], cur["multimodal_folds"], strict=True))
-        adopt = b["multimodal"] >= cur["multimodal"] + MARGIN and wins >= 2
-        print(f"rule: best {best}, {b['multimodal'] - cur['multimodal']:+.4f} over current, {wins} of "
-              f"{len(b['multimodal_folds'])} inner folds won: {'ADOPT' if adopt else 'do not adopt'}")
+        best, gain, wins, adopt = margin_rule(rows, "multimodal", "multimodal_folds", MARGIN)
+        print(f"rule: best {best}, {gain:+.4f} over current, {wins} of {len(rows[best]['multimodal_folds'])} inner "
+              f"folds won: {'ADOPT' if adopt else 'do not adopt'}")
         rows_out = {**rows, "_rule": {"best": best, "wins": wins, "adopted": adopt, "margin": MARGIN}}
         path.write_text(json.dumps(rows_out, indent=1, default=float), encoding="utf-8")
 

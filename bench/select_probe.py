@@ -49,6 +49,18 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 MARGIN = 0.001
 
 
+def margin_rule(rows: dict[str, Any], mean_key: str, folds_key: str, margin: float,
+                min_wins: int = 2) -> tuple[str, float, int, bool]:
+    """The rounds' pre-registered rule: the best candidate by ``mean_key`` is adopted only if it beats ``current``
+    by at least ``margin`` and in at least ``min_wins`` folds. Returns (best, its gain, folds won, adopted)."""
+    cur = rows["current"]
+    best = max((n for n in rows if n != "current"), key=lambda n: rows[n][mean_key])
+    b = rows[best]
+    wins = sum(x > y for x, y in zip(b[folds_key], cur[folds_key], strict=True))
+    gain = b[mean_key] - cur[mean_key]
+    return best, gain, wins, gain >= margin and wins >= min_wins
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-learn-pom"))
@@ -88,13 +100,9 @@ def main() -> None:
         print(f"{name:<18} {r['mean_mAP']:>8.4f}  {', '.join(f'{v:.4f}' for v in r['per_fold_mAP']):<26} "
               f"{r['mean_top1']:>6.4f}")
     if "current" in results and len(results) == len(CANDIDATES):
-        cur = results["current"]
-        best = max((n for n in results if n != "current"), key=lambda n: results[n]["mean_mAP"])
-        b = results[best]
-        wins = sum(x > y for x, y in zip(b["per_fold_mAP"], cur["per_fold_mAP"], strict=True))
-        adopt = b["mean_mAP"] >= cur["mean_mAP"] + MARGIN and wins >= 2
-        print(f"rule: best candidate {best} ({b['mean_mAP'] - cur['mean_mAP']:+.4f} over current, {wins} of "
-              f"{len(folds)} folds won): {'ADOPT' if adopt else 'do not adopt'}")
+        best, gain, wins, adopt = margin_rule(results, "mean_mAP", "per_fold_mAP", MARGIN)
+        print(f"rule: best candidate {best} ({gain:+.4f} over current, {wins} of {len(folds)} folds won): "
+              f"{'ADOPT' if adopt else 'do not adopt'}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ use it unchanged, and ``embed`` fills its vectors from the members' stores.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -114,7 +113,14 @@ def train_ensemble(ws: Any, name: str, labels: LabelSet, k: int | None, seed: in
     from iconoscope.learn.card import write_card
     from iconoscope.learn.classifier import save_model
     from iconoscope.learn.metrics import best_f1_thresholds, evaluate_scores
-    from iconoscope.learn.train import SUMMARY_KEYS, TrainReport, _next_version, _summarise, write_oof
+    from iconoscope.learn.train import (
+        SUMMARY_KEYS,
+        TrainReport,
+        _next_version,
+        _summarise,
+        write_oof,
+        write_thresholds,
+    )
 
     t0 = time.perf_counter()
     cfg = ws.config.classifier(name)
@@ -142,10 +148,11 @@ def train_ensemble(ws: Any, name: str, labels: LabelSet, k: int | None, seed: in
     thresholds = best_f1_thresholds(Y, S)
     mean, std = _summarise(per_fold)
 
-    specs = [clf.backbone for clf, _, _ in got]
-    dims = [get_backbone(s, ws=ws).dim for s in specs]
-    parts = [p for s in specs for p in flat_parts(s)]
-    spec = "concat:" + "|".join(parts)
+    member_parts = [flat_parts(clf.backbone) for clf, _, _ in got]
+    spec = "concat:" + "|".join(p for parts in member_parts for p in parts)
+    backbone = get_backbone(spec, ws=ws)  # loads each network once; a member's dim is the sum of its parts'
+    part_dims = iter(p.dim for p in backbone.parts)
+    dims = [sum(next(part_dims) for _ in parts) for parts in member_parts]
     head = EnsembleHead([clf.head for clf, _, _ in got], dims, weights)
     model_dir = ws.model_dir(name)
     version = _next_version(model_dir)
@@ -156,16 +163,13 @@ def train_ensemble(ws: Any, name: str, labels: LabelSet, k: int | None, seed: in
                labels={c: labels.label(c) for c in labels.categories}, backbone=spec, version=version,
                extra={"members": provenance})
     write_oof(model_dir / "oof_scores.parquet", labels, S, folds)
-    (model_dir / "thresholds.json").write_text(json.dumps({
-        "categories": labels.categories, "thresholds": thresholds.tolist(),
-        "fold_thresholds": [t.tolist() for t in fold_th],
-        "calibration": "best F1 on out-of-fold scores (final); per fold: best F1 on the other folds' out-of-fold "
-                       "scores"}, indent=1), encoding="utf-8")
+    write_thresholds(model_dir, labels.categories, thresholds, fold_th,
+                     "best F1 on the other folds' out-of-fold scores")
     params = {"members": members, "weights": weights}
     report = TrainReport(name=name, version=version, head="ensemble", backbone=spec, folds=n_folds,
                          n_images=len(labels), n_records=len(set(labels.records)), mean=mean, std=std,
                          per_fold=per_fold, params=params, model_dir=model_dir, seconds=time.perf_counter() - t0)
-    write_card(ws, model_dir, report, labels, backbone=get_backbone(spec, ws=ws).describe(), grid=[params],
+    write_card(ws, model_dir, report, labels, backbone=backbone.describe(), grid=[params],
                inner_folds=0, seed=seed, left_out=[], pooled=evaluate_scores(Y, S, None), thresholds=thresholds,
                created=datetime.now(UTC).isoformat(timespec="seconds"),
                protocol=(f"the weighted mean of the members' out-of-fold scores ({n_folds}-fold cross-validation, the "

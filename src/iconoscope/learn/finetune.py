@@ -36,7 +36,15 @@ from iconoscope.learn.backbones.base import Preprocess
 from iconoscope.learn.datasets import LabelSet
 from iconoscope.learn.kfold import fold_indices, grouped_folds
 from iconoscope.learn.metrics import best_f1_thresholds, evaluate_scores
-from iconoscope.learn.train import SUMMARY_KEYS, TrainReport, _mean_ap, _next_version, _summarise, write_oof
+from iconoscope.learn.train import (
+    SUMMARY_KEYS,
+    TrainReport,
+    _mean_ap,
+    _next_version,
+    _summarise,
+    write_oof,
+    write_thresholds,
+)
 
 DEFAULTS: dict[str, Any] = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "dropout": 0.5, "weight_decay": 1e-4,
                             "class_weight": "balanced", "val_share": 0.15, "shift": 8, "schedule": "onecycle"}
@@ -373,10 +381,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     save_model(model_dir, head, kind="finetune", categories=labels.categories,
                labels={c: labels.label(c) for c in labels.categories}, backbone=trained_spec, version=version)
     write_oof(model_dir / "oof_scores.parquet", labels, S, fold_of)
-    (model_dir / "thresholds.json").write_text(json.dumps({
-        "categories": labels.categories, "thresholds": thresholds.tolist(), "fold_thresholds": fold_th,
-        "calibration": "best F1 on out-of-fold scores (final); per fold: best F1 on the fold's validation split"},
-        indent=1), encoding="utf-8")
+    write_thresholds(model_dir, labels.categories, thresholds, fold_th, "best F1 on the fold's validation split")
     report = TrainReport(name=name, version=version, head="finetune", backbone=trained_spec, folds=k,
                          n_images=len(labels), n_records=len(set(labels.records)), mean=mean, std=std,
                          per_fold=per_fold, params={**p, "epochs": final_epochs}, model_dir=model_dir,

@@ -149,6 +149,16 @@ def write_oof(path: Path, labels: LabelSet, S: np.ndarray, folds: np.ndarray) ->
     tmp.replace(path)
 
 
+def write_thresholds(model_dir: Path, categories: list[str], thresholds: np.ndarray,
+                     fold_thresholds: list[Any], calibration: str) -> None:
+    """``thresholds.json``: the final per-class thresholds, each outer fold's own (what ``eval`` judges that fold's
+    rows with) and how they were calibrated. One writer for every head that cross-validates."""
+    (model_dir / "thresholds.json").write_text(json.dumps({
+        "categories": categories, "thresholds": np.asarray(thresholds).tolist(),
+        "fold_thresholds": [np.asarray(t).tolist() for t in fold_thresholds],
+        "calibration": f"best F1 on out-of-fold scores (final); per fold: {calibration}"}, indent=1), encoding="utf-8")
+
+
 def _summarise(per_fold: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
     mean, std = {}, {}
     for k in SUMMARY_KEYS:
@@ -232,10 +242,7 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
     save_model(model_dir, final, kind=cfg.head, categories=labels.categories,
                labels={c: labels.label(c) for c in labels.categories}, backbone=cfg.backbone, version=version)
     write_oof(model_dir / "oof_scores.parquet", labels, S, fold_of)
-    (model_dir / "thresholds.json").write_text(json.dumps({
-        "categories": labels.categories, "thresholds": thresholds.tolist(), "fold_thresholds": fold_thresholds,
-        "calibration": "best F1 on out-of-fold scores (final); per fold: best F1 on inner out-of-fold scores"},
-        indent=1), encoding="utf-8")
+    write_thresholds(model_dir, labels.categories, thresholds, fold_thresholds, "best F1 on inner out-of-fold scores")
     seconds = time.perf_counter() - t0
     report = TrainReport(name=name, version=version, head=cfg.head, backbone=cfg.backbone, folds=k,
                          n_images=len(labels), n_records=len(set(labels.records)), mean=mean, std=std,
