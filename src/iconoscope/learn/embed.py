@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iconoscope.errors import ConfigError, IconoscopeError
-from iconoscope.images import ImageError, load_image
+from iconoscope.learn.ring import open_in_worker, ring_stream, supports_ring
 
 FAILURE_SCHEMA = pa.schema([("image", pa.string()), ("record", pa.string()), ("location", pa.string()),
                             ("reason", pa.string())])
@@ -293,13 +293,11 @@ def backbone_factory(ws: Any, spec: str) -> Callable[[], Any]:
 def _prepare_one(item: tuple[int, str], preparer: Any, cache_dir: str | None) -> tuple[int, Any, str | None]:
     """Worker: decode + views + preprocessing of one image; never raises (a failure comes back as a reason)."""
     idx, location = item
+    img, reason = open_in_worker(location, cache_dir, preparer.min_side)
+    if reason is not None:
+        return idx, None, reason
     try:
-        if not location:
-            raise ImageError("(none)", "the image has no location (ico:location) and no IIIF service")
-        img = load_image(location, Path(cache_dir) if cache_dir else None, min_side=preparer.min_side)
         return idx, preparer(img), None
-    except ImageError as e:
-        return idx, None, e.reason
     except Exception as e:  # a failure on one image must never stop the run
         return idx, None, f"{type(e).__name__}: {e}"
 
@@ -315,13 +313,23 @@ def default_workers() -> int:
 
 
 def prepared_stream(preparer: Any, locations: Sequence[str], workers: int, cache_dir: Path | None = None,
-                    chunksize: int = 16) -> Iterator[tuple[int, Any, str | None]]:
-    """``(index, prepared array or None, failure reason)`` in input order, decoded by ``workers`` processes."""
-    fn = partial(_prepare_one, preparer=preparer, cache_dir=str(cache_dir) if cache_dir else None)
+                    chunksize: int = 16, ahead: int = 64) -> Iterator[tuple[int, Any, str | None]]:
+    """``(index, prepared array or None, failure reason)`` in input order, decoded by ``workers`` processes.
+
+    A preparer that declares its output (``layout``: the base and concat backbones') is prepared into shared
+    memory (:mod:`iconoscope.learn.ring`), and then **an array is valid only until the next item is requested**:
+    consumers copy what they keep. Other preparers' results are pickled back and are the consumer's to keep.
+    ``ahead``: how many items the consumer gathers before it works on them (its batch size)."""
     items = list(enumerate(locations))
     if workers <= 0 or len(items) < 2 * chunksize:
-        yield from map(fn, items)
+        yield from map(partial(_prepare_one, preparer=preparer, cache_dir=str(cache_dir) if cache_dir else None),
+                       items)
         return
+    if supports_ring(preparer):
+        yield from ring_stream(preparer, locations, workers, str(cache_dir) if cache_dir else None, chunksize,
+                               ahead=ahead, initializer=_worker_init)
+        return
+    fn = partial(_prepare_one, preparer=preparer, cache_dir=str(cache_dir) if cache_dir else None)
     # fork: workers start in milliseconds and a caller's script needs no ``if __name__ == "__main__"`` guard;
     # they only run Pillow/numpy, never the parent's torch threads or graph store
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -332,34 +340,67 @@ def prepared_stream(preparer: Any, locations: Sequence[str], workers: int, cache
         yield from pool.imap(fn, items, chunksize=chunksize)
 
 
+class _Batch:
+    """The images of one forward pass. With a preparer that declares its layout, they are copied into arrays
+    allocated once (the stream's arrays are only lent, and the copy is the stacking the network needs anyway);
+    otherwise they are kept as a list and stacked by ``forward_prepared``."""
+
+    def __init__(self, preparer: Any, size: int):
+        self.layout = getattr(preparer, "layout", None)
+        self.preparer = preparer
+        self.bufs = [np.empty((size, *shape), dtype) for shape, dtype in self.layout] if self.layout else []
+        self.items: list[Any] = []
+        self.idx: list[int] = []
+
+    def add(self, idx: int, arr: Any) -> None:
+        if self.layout:
+            n = len(self.idx)
+            for buf, a in zip(self.bufs, self.preparer.unwrap(arr), strict=True):
+                buf[n] = a
+        else:
+            self.items.append(arr)
+        self.idx.append(idx)
+
+    def forward(self, backbone: Any) -> np.ndarray:
+        n = len(self.idx)
+        if self.layout:
+            return backbone.forward_batch(self.preparer.wrap([b[:n] for b in self.bufs]))
+        return backbone.forward_prepared(self.items)
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.idx.clear()
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+
 def run_backbone(backbone: Any, locations: Sequence[str], batch_size: int = 64, workers: int | None = None,
                  cache_dir: Path | None = None, progress: Any = None,
                  on_batch: Callable[[list[int], np.ndarray], None] | None = None,
                  on_failure: Callable[[int, str], None] | None = None) -> None:
     """Embed ``locations`` in batches; ``on_batch(indices, X)`` / ``on_failure(index, reason)`` get the results."""
     workers = default_workers() if workers is None else workers
-    batch_idx: list[int] = []
-    batch: list[np.ndarray] = []
+    preparer = backbone.preparer
+    batch = _Batch(preparer, batch_size)
 
     def flush() -> None:
-        if batch:
-            X = backbone.forward_prepared(batch)
+        if len(batch):
+            X = batch.forward(backbone)
             if on_batch:
-                on_batch(list(batch_idx), X)
+                on_batch(list(batch.idx), X)
             if progress is not None:
                 progress.update(len(batch))
             batch.clear()
-            batch_idx.clear()
 
-    for idx, arr, reason in prepared_stream(backbone.preparer, locations, workers, cache_dir):
+    for idx, arr, reason in prepared_stream(preparer, locations, workers, cache_dir, ahead=batch_size):
         if arr is None:
             if on_failure:
                 on_failure(idx, reason or "unknown error")
             if progress is not None:
                 progress.update(1)
             continue
-        batch.append(arr)
-        batch_idx.append(idx)
+        batch.add(idx, arr)
         if len(batch) >= batch_size:
             flush()
     flush()

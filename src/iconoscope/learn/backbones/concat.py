@@ -43,6 +43,24 @@ class ConcatPreparer:
     def __call__(self, img: Any) -> tuple[np.ndarray, ...]:
         return tuple(p(img) for p in self.parts)
 
+    @property
+    def layout(self) -> tuple[tuple[tuple[int, ...], str], ...]:
+        """One ``(shape, dtype)`` per part, in order (see :attr:`Preparer.layout`)."""
+        return tuple(x for p in self.parts for x in p.layout)
+
+    def wrap(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        return tuple(arrays)
+
+    def unwrap(self, prepared: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(prepared)
+
+    def into(self, img: Any, outs: Sequence[np.ndarray]) -> None:
+        k = 0
+        for p in self.parts:
+            n = len(p.layout)
+            p.into(img, outs[k:k + n])
+            k += n
+
 
 class ConcatBackbone:
     """Duck-typed like :class:`Backbone`: ``embed``, ``prepare``/``preparer``, ``forward_prepared``, ``describe``."""
@@ -71,6 +89,10 @@ class ConcatBackbone:
             return np.zeros((0, self.dim), np.float32)
         return np.concatenate([p.forward_prepared([x[i] for x in prepared]) for i, p in enumerate(self.parts)],
                               axis=1)
+
+    def forward_batch(self, batches: Sequence[np.ndarray]) -> np.ndarray:
+        """One stacked batch per part (as :attr:`ConcatPreparer.layout` orders them) -> ``[N, dim]``."""
+        return np.concatenate([p.forward_batch(b) for p, b in zip(self.parts, batches, strict=True)], axis=1)
 
     def embed(self, images: Sequence[Any]) -> np.ndarray:
         return self.forward_prepared([self.prepare(im) for im in images])
