@@ -61,48 +61,73 @@ def margin_rule(rows: dict[str, Any], mean_key: str, folds_key: str, margin: flo
     return best, gain, wins, gain >= margin and wins >= min_wins
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def dev_result(ws: Any, project: str, dev: Any, folds: list[tuple[np.ndarray, np.ndarray]], seed: int,
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One candidate on the development folds: per-fold and mean mAP, mean top-1, pooled per-class AP, seconds."""
+    from select_ensemble import member_scores
+
+    from iconoscope.learn.metrics import evaluate_scores
+
+    t0 = time.perf_counter()
+    S = member_scores(ws, project, dev, folds, seed, overrides)
+    per = [evaluate_scores(dev.Y[te], S[te], None) for _, te in folds]
+    return {"per_fold_mAP": [p["mAP"] for p in per], "mean_mAP": float(np.mean([p["mAP"] for p in per])),
+            "mean_top1": float(np.mean([p["top1"] for p in per])),
+            "per_class_ap": evaluate_scores(dev.Y, S, None)["per_class_ap"],
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def dev_arguments(doc: str | None, candidates: Any, out: str) -> argparse.Namespace:
+    """The command line shared by the development-protocol rounds (5 and 6)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-learn-pom"))
-    ap.add_argument("--candidates", default=",".join(CANDIDATES))
+    ap.add_argument("--candidates", default=",".join(candidates))
     ap.add_argument("--dev-fold", type=int, default=0)
     ap.add_argument("--inner", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "select_probe.json")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / out)
+    return ap.parse_args()
 
-    from select_ensemble import member_scores
 
+def dev_folds(ws: Any, project: str, dev_fold: int, inner: int, seed: int
+              ) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
+    """The development set (outer fold ``dev_fold``'s training part, the folds of ``iconoscope train``) and its
+    ``inner`` grouped folds (seed + 1)."""
     from iconoscope.learn.datasets import load_labels
     from iconoscope.learn.kfold import fold_indices, grouped_folds
-    from iconoscope.learn.metrics import evaluate_scores
-    from iconoscope.workspace import Workspace
 
-    results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
-    with Workspace.open(args.work) as ws:
-        labels = load_labels(ws, BASE)
-        outer = grouped_folds(labels.Y, labels.records, 5, seed=args.seed)
-        dev = labels.subset(outer != args.dev_fold)
-        folds = fold_indices(grouped_folds(dev.Y, dev.records, args.inner, seed=args.seed + 1))
-        for name in [c for c in args.candidates.split(",") if c]:  # none: print the table of earlier runs
-            t0 = time.perf_counter()
-            S = member_scores(ws, BASE, dev, folds, args.seed, CANDIDATES[name])
-            per = [evaluate_scores(dev.Y[te], S[te], None) for _, te in folds]
-            results[name] = {"overrides": CANDIDATES[name], "per_fold_mAP": [p["mAP"] for p in per],
-                             "mean_mAP": float(np.mean([p["mAP"] for p in per])),
-                             "mean_top1": float(np.mean([p["top1"] for p in per])),
-                             "per_class_ap": evaluate_scores(dev.Y, S, None)["per_class_ap"],
-                             "seconds": round(time.perf_counter() - t0, 1)}
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    labels = load_labels(ws, project)
+    outer = grouped_folds(labels.Y, labels.records, 5, seed=seed)
+    dev = labels.subset(outer != dev_fold)
+    return dev, fold_indices(grouped_folds(dev.Y, dev.records, inner, seed=seed + 1))
+
+
+def print_verdict(results: dict[str, Any], n_candidates: int, n_folds: int, margin: float) -> None:
+    """The table of the candidates run so far and, once all have run, the rule's verdict."""
     print(f"{'candidate':<18} {'dev mAP':>8}  {'per fold':<26} {'top-1':>6}")
     for name, r in results.items():
         print(f"{name:<18} {r['mean_mAP']:>8.4f}  {', '.join(f'{v:.4f}' for v in r['per_fold_mAP']):<26} "
               f"{r['mean_top1']:>6.4f}")
-    if "current" in results and len(results) == len(CANDIDATES):
-        best, gain, wins, adopt = margin_rule(results, "mean_mAP", "per_fold_mAP", MARGIN)
-        print(f"rule: best candidate {best} ({gain:+.4f} over current, {wins} of {len(folds)} folds won): "
+    if "current" in results and len(results) == n_candidates:
+        best, gain, wins, adopt = margin_rule(results, "mean_mAP", "per_fold_mAP", margin)
+        print(f"rule: best candidate {best} ({gain:+.4f} over current, {wins} of {n_folds} folds won): "
               f"{'ADOPT' if adopt else 'do not adopt'}")
+
+
+def main() -> None:
+    args = dev_arguments(__doc__, CANDIDATES, "select_probe.json")
+
+    from iconoscope.workspace import Workspace
+
+    results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+    with Workspace.open(args.work) as ws:
+        dev, folds = dev_folds(ws, BASE, args.dev_fold, args.inner, args.seed)
+        for name in [c for c in args.candidates.split(",") if c]:  # none: print the table of earlier runs
+            results[name] = {"overrides": CANDIDATES[name],
+                             **dev_result(ws, BASE, dev, folds, args.seed, CANDIDATES[name])}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    print_verdict(results, len(CANDIDATES), len(folds), MARGIN)
 
 
 if __name__ == "__main__":

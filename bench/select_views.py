@@ -29,14 +29,11 @@ Prints a table and writes ``bench/results/select_views.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -48,53 +45,25 @@ MARGIN = 0.001
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-learn-pom"))
-    ap.add_argument("--candidates", default=",".join(CANDIDATES))
-    ap.add_argument("--dev-fold", type=int, default=0)
-    ap.add_argument("--inner", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "select_views.json")
-    args = ap.parse_args()
+    from select_probe import dev_arguments, dev_folds, dev_result, print_verdict
 
-    from select_ensemble import member_scores
-    from select_probe import margin_rule
-
-    from iconoscope.learn.datasets import load_labels
     from iconoscope.learn.embed import embed_images
-    from iconoscope.learn.kfold import fold_indices, grouped_folds
-    from iconoscope.learn.metrics import evaluate_scores
     from iconoscope.workspace import Workspace
 
+    args = dev_arguments(__doc__, CANDIDATES, "select_views.json")
     results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     with Workspace.open(args.work) as ws:
-        labels = load_labels(ws, CANDIDATES["current"])
-        outer = grouped_folds(labels.Y, labels.records, 5, seed=args.seed)
-        dev = labels.subset(outer != args.dev_fold)
-        folds = fold_indices(grouped_folds(dev.Y, dev.records, args.inner, seed=args.seed + 1))
+        dev, folds = dev_folds(ws, CANDIDATES["current"], args.dev_fold, args.inner, args.seed)
         for name in [c for c in args.candidates.split(",") if c]:
             project = CANDIDATES[name]
             t0 = time.perf_counter()
             # every ingested image, as `iconoscope train` would: the winner's 5-fold CV then embeds nothing new
             embed_images(ws, ws.config.classifier(project).backbone)
-            t1 = time.perf_counter()
-            S = member_scores(ws, project, dev, folds, args.seed)
-            per = [evaluate_scores(dev.Y[te], S[te], None) for _, te in folds]
-            results[name] = {"project": project, "per_fold_mAP": [p["mAP"] for p in per],
-                             "mean_mAP": float(np.mean([p["mAP"] for p in per])),
-                             "mean_top1": float(np.mean([p["top1"] for p in per])),
-                             "per_class_ap": evaluate_scores(dev.Y, S, None)["per_class_ap"],
-                             "embed_s": round(t1 - t0, 1), "fit_s": round(time.perf_counter() - t1, 1)}
+            results[name] = {"project": project, "embed_s": round(time.perf_counter() - t0, 1),
+                             **dev_result(ws, project, dev, folds, args.seed)}
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
-    print(f"{'candidate':<10} {'project':<28} {'dev mAP':>8}  {'per fold':<26} {'top-1':>6}")
-    for name, r in results.items():
-        print(f"{name:<10} {r['project']:<28} {r['mean_mAP']:>8.4f}  "
-              f"{', '.join(f'{v:.4f}' for v in r['per_fold_mAP']):<26} {r['mean_top1']:>6.4f}")
-    if len(results) == len(CANDIDATES):
-        best, gain, wins, adopt = margin_rule(results, "mean_mAP", "per_fold_mAP", MARGIN)
-        print(f"rule: best candidate {best} ({gain:+.4f} over current, {wins} of {len(folds)} folds won): "
-              f"{'ADOPT' if adopt else 'do not adopt'}")
+    print_verdict(results, len(CANDIDATES), len(folds), MARGIN)
 
 
 if __name__ == "__main__":
