@@ -1,7 +1,8 @@
 """Benchmark: end-to-end embedding rate (files on disk -> stored vectors) vs the backbone's raw forward rate.
 
-The raw rate runs the network alone on already-prepared batches of the same size; the end-to-end rate includes
-decoding (in worker processes), views and preprocessing, the network, and writing shards. Their ratio says how much
+The raw rate runs the network alone on already-prepared batches of the same size, stacked before the clock starts;
+the end-to-end rate includes decoding (in worker processes, which hand their arrays over in shared memory), views
+and preprocessing, stacking, the network, and writing shards. Their ratio says how much
 the pipeline costs on top of the model (goal: >= 0.90). A second table compares ONNX Runtime with eager torch for a
 torch backbone (the reason torch backbones are exported).
 

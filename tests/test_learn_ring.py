@@ -113,3 +113,24 @@ def test_run_backbone_through_the_ring_equals_embed(files: list[str]) -> None:
     assert sorted(out) == list(range(len(files)))
     want = bb.embed([Image.open(p).convert("RGB") for p in files])
     np.testing.assert_allclose(np.stack([out[i] for i in range(len(files))]), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_backbone_without_forward_batch_still_gets_its_own_copies(files: list[str], monkeypatch) -> None:
+    """A duck-typed (plugin) backbone with only ``forward_prepared``: the lent arrays are copied before the batch
+    is kept, so a batch of 20 in a ring of 8 slots is not overwritten by the workers."""
+    prep = Preparer(Preprocess(size=(16, 16)))
+    monkeypatch.setattr(ring, "RING_BYTES", 8 * 3 * 16 * 16 * 4)
+    assert ring.ring_size(prep.layout, 2, 16, ahead=20)[1] == 8
+
+    class Plain:
+        preparer = prep
+        dim = 3 * 16 * 16
+
+        def forward_prepared(self, prepared):
+            return np.stack([p.reshape(-1) for p in prepared])
+
+    out: dict[int, np.ndarray] = {}
+    run_backbone(Plain(), files, batch_size=20, workers=2, on_batch=lambda idx, X: out.update(zip(idx, X, strict=True)))
+    want = _expected(prep, files)
+    for i in range(len(files)):
+        np.testing.assert_array_equal(out[i], want[i].reshape(-1))

@@ -340,13 +340,19 @@ def prepared_stream(preparer: Any, locations: Sequence[str], workers: int, cache
         yield from pool.imap(fn, items, chunksize=chunksize)
 
 
+def _own(arr: Any) -> Any:
+    """A copy of a lent prepared item (an array or a tuple of arrays)."""
+    return tuple(a.copy() for a in arr) if isinstance(arr, tuple) else arr.copy()
+
+
 class _Batch:
     """The images of one forward pass. With a preparer that declares its layout, they are copied into arrays
     allocated once (the stream's arrays are only lent, and the copy is the stacking the network needs anyway);
     otherwise they are kept as a list and stacked by ``forward_prepared``."""
 
-    def __init__(self, preparer: Any, size: int):
-        self.layout = getattr(preparer, "layout", None)
+    def __init__(self, preparer: Any, size: int, backbone: Any):
+        # a duck-typed backbone without forward_batch gets its images as a list of copies
+        self.layout = getattr(preparer, "layout", None) if hasattr(backbone, "forward_batch") else None
         self.preparer = preparer
         self.bufs = [np.empty((size, *shape), dtype) for shape, dtype in self.layout] if self.layout else []
         self.items: list[Any] = []
@@ -358,7 +364,7 @@ class _Batch:
             for buf, a in zip(self.bufs, self.preparer.unwrap(arr), strict=True):
                 buf[n] = a
         else:
-            self.items.append(arr)
+            self.items.append(_own(arr))
         self.idx.append(idx)
 
     def forward(self, backbone: Any) -> np.ndarray:
@@ -382,7 +388,7 @@ def run_backbone(backbone: Any, locations: Sequence[str], batch_size: int = 64, 
     """Embed ``locations`` in batches; ``on_batch(indices, X)`` / ``on_failure(index, reason)`` get the results."""
     workers = default_workers() if workers is None else workers
     preparer = backbone.preparer
-    batch = _Batch(preparer, batch_size)
+    batch = _Batch(preparer, batch_size, backbone)
 
     def flush() -> None:
         if len(batch):
