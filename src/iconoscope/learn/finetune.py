@@ -47,7 +47,8 @@ from iconoscope.learn.train import (
 )
 
 DEFAULTS: dict[str, Any] = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "dropout": 0.5, "weight_decay": 1e-4,
-                            "class_weight": "balanced", "val_share": 0.15, "shift": 8, "schedule": "onecycle"}
+                            "class_weight": "balanced", "val_share": 0.15, "shift": 8, "schedule": "onecycle",
+                            "device": "cpu"}
 SCHEDULES = ("onecycle", "step")
 
 
@@ -82,6 +83,29 @@ class FeatureLinear:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         z = np.asarray(X, np.float32) @ self.coef_.T + self.intercept_
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def resolve_device(value: Any, name: str) -> str:
+    """``device = "cpu" | "cuda" | "cuda:N" | "mps" | "auto"`` -> a torch device string, or a ConfigError that
+    names the classifier. ``auto`` takes a CUDA GPU when torch sees one. The default stays ``cpu``: a seeded run
+    on a GPU gives a different (not worse) model, since its kernels round differently."""
+    import torch
+
+    v = str(value).strip().lower()
+    if v == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = v.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (index and kind != "cuda"):
+        raise ConfigError(f"classifier '{name}': device = {value!r}: expected cpu, cuda, cuda:N, mps or auto")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"classifier '{name}': device = {value!r}, but this torch sees no CUDA GPU "
+                          f"(torch {torch.__version__}); use device = \"auto\" or \"cpu\"")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"classifier '{name}': device = {value!r}, but torch sees "
+                          f"{torch.cuda.device_count()} CUDA GPU(s)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"classifier '{name}': device = {value!r}, but this torch has no MPS backend")
+    return v
 
 
 def decode_images(labels: LabelSet, pre: Preprocess, workers: int | None = None,
@@ -121,6 +145,12 @@ class _Net:
         self.n_classes = n_classes
         self.p = p
         self.seed = seed
+        self.device = torch.device(resolve_device(p.get("device", "cpu"), "(fine-tuning)"))
+
+    def to_model(self, x: Any) -> Any:
+        """A CPU tensor built from numpy -> the model's device (where it is now: training runs on ``device``, and
+        the trained network comes back to the CPU to be saved, exported and scored)."""
+        return x.to(next(self.model.parameters()).device, non_blocking=True)
 
     def train_logits(self, data: np.ndarray, g: Any) -> Any:
         raise NotImplementedError
@@ -134,7 +164,7 @@ class _Net:
         outs = []
         with torch.inference_mode():
             for i in range(0, len(data), batch):
-                outs.append(torch.sigmoid(self.eval_logits(data[i:i + batch])).numpy())
+                outs.append(torch.sigmoid(self.eval_logits(data[i:i + batch])).float().cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, self.n_classes), np.float32)
 
     def fit(self, data: np.ndarray, Y: np.ndarray, epochs: int, val: tuple[np.ndarray, np.ndarray] | None = None,
@@ -142,11 +172,14 @@ class _Net:
         """Train; with ``val``, keep the weights of the best-mAP epoch. Returns (best epoch, best state)."""
         torch = self.torch
         F = torch.nn.functional
-        g = torch.Generator().manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self.seed)  # on the CPU: shuffles and augmentations are device-independent
         torch.manual_seed(self.seed)
+        self.model.to(self.device)
         Yt = torch.from_numpy(Y.astype(np.float32))
         pos = Yt.sum(0)
         pw = ((len(Yt) - pos) / pos.clamp(min=1)).clamp(max=50.0) if self.p["class_weight"] == "balanced" else None
+        Yt = Yt.to(self.device)
+        pw = pw.to(self.device) if pw is not None else None
         params = [q for q in self.model.parameters() if q.requires_grad]
         opt = torch.optim.Adam(params, lr=float(self.p["lr"]), weight_decay=float(self.p["weight_decay"]))
         bs = int(self.p["batch_size"])
@@ -165,16 +198,18 @@ class _Net:
                 if len(idx) < 2:
                     continue
                 opt.zero_grad()
-                loss = F.binary_cross_entropy_with_logits(self.train_logits(data[idx], g), Yt[idx], pos_weight=pw)
+                rows = torch.from_numpy(idx).to(self.device)
+                loss = F.binary_cross_entropy_with_logits(self.train_logits(data[idx], g), Yt[rows], pos_weight=pw)
                 loss.backward()
                 opt.step()
                 sched.step()
             if val is not None:
                 m = _mean_ap(val[1], self.scores(val[0]))
                 if m > best[0]:
-                    best = (m, epoch, copy.deepcopy(self.model.state_dict()))
+                    best = (m, epoch, {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
             if progress is not None:
                 progress.update(1)
+        self.model.to("cpu")
         if val is not None and best[2] is not None:
             self.model.load_state_dict(best[2])
         return best[1], best[2]
@@ -206,7 +241,8 @@ class _PixelNet(_Net):
                 pad = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
                 dx, dy = torch.randint(0, 2 * s + 1, (2,), generator=g).tolist()
                 x = pad[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
-        return (x - self.mean) / self.std
+        x = self.to_model(x)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
     def train_logits(self, data: np.ndarray, g: Any) -> Any:
         return self.model(self._tensor(data, True, g))
@@ -313,6 +349,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     epochs = int(p["epochs"])
     if p["schedule"] not in SCHEDULES:
         raise ConfigError(f"classifier '{name}': schedule = {p['schedule']!r}: expected one of {', '.join(SCHEDULES)}")
+    p["device"] = resolve_device(p["device"], name)
     t0 = time.perf_counter()
     n = len(labels.categories)
     if kind == "torchscript":

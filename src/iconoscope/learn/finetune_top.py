@@ -127,11 +127,11 @@ class TopNet(_Net):
 
     def train_logits(self, data: np.ndarray, g: Any) -> Any:
         x = self._maps(data)
-        view = self.torch.randint(0, x.shape[1], (len(x),), generator=g)
-        return self.model(x[self.torch.arange(len(x)), view])
+        view = self.torch.randint(0, x.shape[1], (len(x),), generator=g)  # chosen on the CPU, then moved
+        return self.model(self.to_model(x[self.torch.arange(len(x)), view]))
 
     def eval_logits(self, data: np.ndarray) -> Any:
-        x = self._maps(data)
+        x = self.to_model(self._maps(data))
         return self.torch.stack([self.model(x[:, v]) for v in range(x.shape[1])]).mean(0)
 
     @property
