@@ -321,15 +321,14 @@ def prepared_stream(preparer: Any, locations: Sequence[str], workers: int, cache
     consumers copy what they keep. Other preparers' results are pickled back and are the consumer's to keep.
     ``ahead``: how many items the consumer gathers before it works on them (its batch size)."""
     items = list(enumerate(locations))
+    cache = str(cache_dir) if cache_dir else None
+    fn = partial(_prepare_one, preparer=preparer, cache_dir=cache)
     if workers <= 0 or len(items) < 2 * chunksize:
-        yield from map(partial(_prepare_one, preparer=preparer, cache_dir=str(cache_dir) if cache_dir else None),
-                       items)
+        yield from map(fn, items)
         return
     if supports_ring(preparer):
-        yield from ring_stream(preparer, locations, workers, str(cache_dir) if cache_dir else None, chunksize,
-                               ahead=ahead, initializer=_worker_init)
+        yield from ring_stream(preparer, locations, workers, cache, chunksize, ahead=ahead, initializer=_worker_init)
         return
-    fn = partial(_prepare_one, preparer=preparer, cache_dir=str(cache_dir) if cache_dir else None)
     # fork: workers start in milliseconds and a caller's script needs no ``if __name__ == "__main__"`` guard;
     # they only run Pillow/numpy, never the parent's torch threads or graph store
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -351,8 +350,10 @@ class _Batch:
     otherwise they are kept as a list and stacked by ``forward_prepared``."""
 
     def __init__(self, preparer: Any, size: int, backbone: Any):
-        # a duck-typed backbone without forward_batch gets its images as a list of copies
-        self.layout = getattr(preparer, "layout", None) if hasattr(backbone, "forward_batch") else None
+        # only a preparer with a layout is lent its arrays (the ring); a duck-typed backbone without forward_batch
+        # then keeps copies in a list, and anything else keeps the arrays it was given
+        self.lent = hasattr(preparer, "layout")
+        self.layout = preparer.layout if self.lent and hasattr(backbone, "forward_batch") else None
         self.preparer = preparer
         self.bufs = [np.empty((size, *shape), dtype) for shape, dtype in self.layout] if self.layout else []
         self.items: list[Any] = []
@@ -364,7 +365,7 @@ class _Batch:
             for buf, a in zip(self.bufs, self.preparer.unwrap(arr), strict=True):
                 buf[n] = a
         else:
-            self.items.append(_own(arr))
+            self.items.append(_own(arr) if self.lent else arr)
         self.idx.append(idx)
 
     def forward(self, backbone: Any) -> np.ndarray:
