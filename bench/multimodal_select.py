@@ -199,13 +199,19 @@ def dev_setup(work: Path, name: str, dev_fold: int, k: int) -> tuple[Any, Any, A
     return project, raw, dev_targets, inner
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def dev_parser(doc: str | None, candidates: Any) -> argparse.ArgumentParser:
+    """The command line shared by the multimodal development-protocol rounds (this one and its text round)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-mm-pom"))
     ap.add_argument("--name", default="artist_year")
-    ap.add_argument("--candidates", default=",".join(CANDIDATES))
+    ap.add_argument("--candidates", default=",".join(candidates))
     ap.add_argument("--dev-fold", type=int, default=0)
     ap.add_argument("--inner", type=int, default=3)
+    return ap
+
+
+def main() -> None:
+    ap = dev_parser(__doc__, CANDIDATES)
     ap.add_argument("--table", action="store_true", help="only print the table from the results already there")
     args = ap.parse_args()
     names = args.candidates.split(",")

@@ -33,7 +33,6 @@ Writes ``bench/results/multimodal_select_text.json`` (per-model parts under ``be
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -67,15 +66,9 @@ def candidate(ws: Any, project: Any, inputs: list[str]) -> tuple[Any, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-mm-pom"))
-    ap.add_argument("--name", default="artist_year")
-    ap.add_argument("--candidates", default=",".join(CANDIDATES))
-    ap.add_argument("--dev-fold", type=int, default=0)
-    ap.add_argument("--inner", type=int, default=3)
-    args = ap.parse_args()
+    from multimodal_select import dev_parser, dev_setup, image_only, run_model
 
-    from multimodal_select import dev_setup, image_only, run_model
+    args = dev_parser(__doc__, CANDIDATES).parse_args()
     from select_probe import margin_rule
 
     from iconoscope.workspace import Workspace

@@ -89,6 +89,17 @@ def member_scores(ws: Any, name: str, dev: Any, folds: list[tuple[np.ndarray, np
     return S
 
 
+def dev_folds(labels: Any, dev_fold: int, inner: int, seed: int, outer: int = 5
+              ) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
+    """The development set of every session-5/6 round: outer fold ``dev_fold``'s training part (the grouped,
+    iteratively stratified folds of ``iconoscope train``, ``seed``) and its ``inner`` grouped folds (seed + 1)."""
+    from iconoscope.learn.kfold import fold_indices, grouped_folds
+
+    fold_of = grouped_folds(labels.Y, labels.records, outer, seed=seed)
+    dev = labels.subset(fold_of != dev_fold)
+    return dev, fold_indices(grouped_folds(dev.Y, dev.records, inner, seed=seed + 1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/iconoscope-learn-pom"))
@@ -102,7 +113,6 @@ def main() -> None:
 
     from iconoscope.learn.datasets import load_labels
     from iconoscope.learn.ensemble import combine
-    from iconoscope.learn.kfold import fold_indices, grouped_folds
     from iconoscope.learn.metrics import evaluate_scores
     from iconoscope.workspace import Workspace
 
@@ -119,10 +129,7 @@ def main() -> None:
         for m in members[1:]:
             if load_labels(ws, m).sha256() != labels.sha256():
                 raise SystemExit(f"{m}: its label table differs from {members[0]}'s; run `iconoscope labels {m}`")
-        outer = grouped_folds(labels.Y, labels.records, args.outer, seed=args.seed)
-        dev = labels.subset(outer != args.dev_fold)
-        dev_folds = grouped_folds(dev.Y, dev.records, args.inner, seed=args.seed + 1)
-        folds = fold_indices(dev_folds)
+        dev, folds = dev_folds(labels, args.dev_fold, args.inner, args.seed, args.outer)
         scores = {m: member_scores(ws, m, dev, folds, args.seed) for m in members}
     scores["ensemble"] = combine([scores[m] for m in members], WEIGHTS)  # what the ensemble head computes
     Y = dev.Y.astype(bool)

@@ -89,19 +89,6 @@ def dev_arguments(doc: str | None, candidates: Any, out: str) -> argparse.Namesp
     return ap.parse_args()
 
 
-def dev_folds(ws: Any, project: str, dev_fold: int, inner: int, seed: int
-              ) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]]]:
-    """The development set (outer fold ``dev_fold``'s training part, the folds of ``iconoscope train``) and its
-    ``inner`` grouped folds (seed + 1)."""
-    from iconoscope.learn.datasets import load_labels
-    from iconoscope.learn.kfold import fold_indices, grouped_folds
-
-    labels = load_labels(ws, project)
-    outer = grouped_folds(labels.Y, labels.records, 5, seed=seed)
-    dev = labels.subset(outer != dev_fold)
-    return dev, fold_indices(grouped_folds(dev.Y, dev.records, inner, seed=seed + 1))
-
-
 def print_verdict(results: dict[str, Any], n_candidates: int, n_folds: int, margin: float) -> None:
     """The table of the candidates run so far and, once all have run, the rule's verdict."""
     print(f"{'candidate':<18} {'dev mAP':>8}  {'per fold':<26} {'top-1':>6}")
@@ -117,11 +104,14 @@ def print_verdict(results: dict[str, Any], n_candidates: int, n_folds: int, marg
 def main() -> None:
     args = dev_arguments(__doc__, CANDIDATES, "select_probe.json")
 
+    from select_ensemble import dev_folds
+
+    from iconoscope.learn.datasets import load_labels
     from iconoscope.workspace import Workspace
 
     results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     with Workspace.open(args.work) as ws:
-        dev, folds = dev_folds(ws, BASE, args.dev_fold, args.inner, args.seed)
+        dev, folds = dev_folds(load_labels(ws, BASE), args.dev_fold, args.inner, args.seed)
         for name in [c for c in args.candidates.split(",") if c]:  # none: print the table of earlier runs
             results[name] = {"overrides": CANDIDATES[name],
                              **dev_result(ws, BASE, dev, folds, args.seed, CANDIDATES[name])}

@@ -45,15 +45,17 @@ MARGIN = 0.001
 
 
 def main() -> None:
-    from select_probe import dev_arguments, dev_folds, dev_result, print_verdict
+    from select_ensemble import dev_folds
+    from select_probe import dev_arguments, dev_result, print_verdict
 
+    from iconoscope.learn.datasets import load_labels
     from iconoscope.learn.embed import embed_images
     from iconoscope.workspace import Workspace
 
     args = dev_arguments(__doc__, CANDIDATES, "select_views.json")
     results: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
     with Workspace.open(args.work) as ws:
-        dev, folds = dev_folds(ws, CANDIDATES["current"], args.dev_fold, args.inner, args.seed)
+        dev, folds = dev_folds(load_labels(ws, CANDIDATES["current"]), args.dev_fold, args.inner, args.seed)
         for name in [c for c in args.candidates.split(",") if c]:
             project = CANDIDATES[name]
             t0 = time.perf_counter()
