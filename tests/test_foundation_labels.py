@@ -85,7 +85,12 @@ categories = ["{X}apple", "F", "pear"]
                    "r5": [], "r7": ["fruit"]}
     path = write_labels(ws, "fruit")
     table = pq.read_table(path)
-    assert table.column_names == ["record", "record_iri", "image", "image_iri", "location", "categories"]
+    assert table.column_names == ["record", "record_iri", "image", "image_iri", "location", "categories",
+                                  "subjects"]
+    # each row's own subjects in the vocabulary: the fine keys of fine_labels heads
+    subjects = dict(zip(table.column("record").to_pylist(), table.column("subjects").to_pylist(), strict=True))
+    assert subjects == {"r1": [X + "green"], "r2": [X + "pear"], "r3": [X + "tree"], "r4": [X + "apple", X + "bird"],
+                        "r5": [X + "bird"], "r7": [X + "fruit"]}
     meta = json.loads(table.schema.metadata[b"iconoscope"])
     assert meta["categories"] == [X + "apple", X + "fruit", X + "pear"]  # notation 'F' and label 'pear' resolved
     assert meta["labels"] == {X + "apple": "apple", X + "fruit": "fruit", X + "pear": "pear"}

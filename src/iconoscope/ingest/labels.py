@@ -10,7 +10,9 @@ A classifier project names categories (concept IRIs, or notations of its vocabul
 * ``related = true`` (``labels_related*.rq``, as MonaLIA did): a subject skos:related to C (or to a concept
   below C) also makes a positive;
 * ``exclude = [...]`` (``labels_excluded.rq``): records with a subject at or below an excluded concept are left
-  out of the table (neither positive nor negative).
+  out of the table (neither positive nor negative);
+* subjects (``labels_subjects.rq``): each row also lists its record's curated subjects in the vocabulary (the
+  fine keys that ``fine_labels`` heads train on).
 
 Curated subjects include those a curator accepted in the review graph (plain dcterms:subject triples in the
 union), so accepted review decisions become labels at the next ``labels`` run. The table and its metadata follow
@@ -36,7 +38,7 @@ from iconoscope.graph.terms import nt_literal
 
 SCHEMA = pa.schema([
     ("record", pa.string()), ("record_iri", pa.string()), ("image", pa.string()), ("image_iri", pa.string()),
-    ("location", pa.string()), ("categories", pa.list_(pa.string())),
+    ("location", pa.string()), ("categories", pa.list_(pa.string())), ("subjects", pa.list_(pa.string())),
 ])
 
 
@@ -120,6 +122,13 @@ def derive_labels(ws: Any, classifier_name: str) -> pa.Table:
             texts.append(text)
             excluded.update(r[0].value for r in store.select(text).rows if r[0] is not None)
     rows = store.select(texts[0]).rows
+    subjects: dict[str, set[str]] = defaultdict(set)
+    if cfg.vocabulary is not None:
+        text = queries.load("labels_subjects", vocabulary=IRI(ws.iris.vocab_graph(cfg.vocabulary)))
+        texts.append(text)
+        for r, subj in store.select(text).rows:
+            if r is not None and subj is not None:
+                subjects[r.value].add(subj.value)
 
     order = {c: i for i, c in enumerate(categories)}
     table_rows = []
@@ -128,7 +137,8 @@ def derive_labels(ws: Any, classifier_name: str) -> pa.Table:
             continue
         cats_of = sorted(positives.get(rec.value, ()), key=order.__getitem__)
         table_rows.append((rid.value if rid else ws.iris.id_of(rec.value, "record"), rec.value,
-                           _image_id(ws, img.value), img.value, loc.value if loc else None, cats_of))
+                           _image_id(ws, img.value), img.value, loc.value if loc else None, cats_of,
+                           sorted(subjects.get(rec.value, ()))))
     table_rows.sort(key=lambda r: (r[0], r[2]))
     columns = list(zip(*table_rows, strict=True)) if table_rows else [[] for _ in SCHEMA.names]
     sizes = [(g.value, n.value) for g, n in store.select(queries.load("labels_graph_sizes")).rows if g and n]

@@ -29,6 +29,8 @@ class LabelSet:
     categories: list[str]
     labels: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: each row's record subjects in the vocabulary (fine keys for ``fine_labels`` heads); empty for older tables
+    subjects: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -36,7 +38,8 @@ class LabelSet:
     def subset(self, mask: np.ndarray) -> LabelSet:
         idx = np.flatnonzero(mask)
         return LabelSet([self.images[i] for i in idx], [self.records[i] for i in idx],
-                        [self.locations[i] for i in idx], self.Y[idx], self.categories, self.labels, self.meta)
+                        [self.locations[i] for i in idx], self.Y[idx], self.categories, self.labels, self.meta,
+                        [self.subjects[i] for i in idx] if self.subjects else [])
 
     def label(self, iri: str) -> str:
         return self.labels.get(iri) or iri.rstrip("/").rsplit("/", 1)[-1]
@@ -74,10 +77,12 @@ def read_labels(path: Any) -> LabelSet:
             if c in index:
                 Y[i, index[c]] = True
     locations = table.column("location").to_pylist() if "location" in table.column_names else [""] * len(Y)
+    subjects = ([list(s or []) for s in table.column("subjects").to_pylist()]
+                if "subjects" in table.column_names else [])
     return LabelSet(images=[str(x) for x in table.column("image").to_pylist()],
                     records=[str(x) for x in table.column("record").to_pylist()],
                     locations=[str(x or "") for x in locations], Y=Y, categories=categories,
-                    labels=dict(meta.get("labels") or {}), meta=meta)
+                    labels=dict(meta.get("labels") or {}), meta=meta, subjects=subjects)
 
 
 def load_labels(ws: Any, name: str) -> LabelSet:

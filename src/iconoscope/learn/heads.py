@@ -11,6 +11,14 @@ which matters for pooled CNN features whose channels differ in scale by orders o
 (``class_weight="balanced"``) counter imbalance: one-vs-rest heads weight positives by negatives/positives per class,
 softmax heads weight each row by scikit-learn's ``n / (K n_c)`` for its class (the background unit counts as one).
 The end-to-end fine-tuning head lives in :mod:`iconoscope.learn.finetune` (it needs images, not embeddings).
+
+**Finer training targets** (``fine_labels=True``): a category is often a union of visually different things (the
+genus *Prunus*: peaches, plums, cherries), and the rows of no category are a mix of everything else. A softmax over
+such a union must fit one linear region to several clusters. With ``fine_labels`` the head is trained on the
+records' own subjects (the most specific concepts of the thesaurus, passed to ``fit`` as ``fine``: one key per row)
+whenever a subject has at least ``fine_min`` training rows, and on the row's category set otherwise; a category's
+probability is then the sum of the probabilities of the units below it (the hierarchy the labels were derived by).
+Which units exist is decided on the training rows only.
 """
 
 from __future__ import annotations
@@ -62,11 +70,50 @@ class _TorchHead:
     def _scale(self, X: np.ndarray) -> np.ndarray:
         return (_normalise(X, self.normalize) - self.mean_) / self.std_  # type: ignore[attr-defined]
 
+    def _targets(self, Y: np.ndarray, fine: list[str] | None = None) -> np.ndarray:
+        """The matrix the network is trained on: ``Y`` itself, or with ``fine_labels`` one unit per row (its fine
+        key when frequent enough, else its category set; see the module doc). Sets ``units_`` and ``unit_map_``
+        ([units, categories]: which categories each unit sums into), or ``None`` for them without fine labels."""
+        Y = np.asarray(Y, dtype=np.float32)
+        self.units_: list[str] | None = None
+        self.unit_map_: np.ndarray | None = None
+        if not getattr(self, "fine_labels", False):
+            return Y
+        from iconoscope.errors import ConfigError
+
+        if fine is None or len(fine) != len(Y):
+            raise ConfigError(f"fine_labels = true: the head needs one fine key per training row (got "
+                              f"{'none' if fine is None else len(fine)} for {len(Y)} rows; is the label table "
+                              "older than its 'subjects' column? re-run 'iconoscope labels')")
+        loss = getattr(self, "loss", "auto")
+        if loss not in ("auto", "softmax"):
+            raise ConfigError(f"fine_labels = true trains a softmax over units; loss = {loss!r} cannot be combined "
+                              "with it")
+        from collections import Counter
+
+        counts = Counter(fine)
+        min_rows = int(getattr(self, "fine_min", 5))
+        keys = [f"fine:{k}" if k and counts[k] >= min_rows else
+                "cats:" + ",".join(map(str, np.flatnonzero(y))) for k, y in zip(fine, Y, strict=True)]
+        units = sorted(set(keys))
+        index = {u: i for i, u in enumerate(units)}
+        rows = np.array([index[k] for k in keys])
+        unit_map = np.zeros((len(units), Y.shape[1]), dtype=np.float32)
+        np.maximum.at(unit_map, rows, (Y > 0).astype(np.float32))
+        T = np.zeros((len(Y), len(units)), dtype=np.float32)
+        T[np.arange(len(Y)), rows] = 1.0
+        self.units_, self.unit_map_ = units, unit_map
+        return T
+
     def _outputs(self, Y: np.ndarray) -> int:
         """Output units: one per class, plus a background unit for softmax when some rows have no positive
-        (images of none of the categories must be able to say so, or softmax would force them into one)."""
+        (images of none of the categories must be able to say so, or softmax would force them into one).
+        With fine labels, ``Y`` is already the unit matrix of :meth:`_targets` (every row has one unit)."""
         from iconoscope.learn.metrics import is_single_label
 
+        if getattr(self, "units_", None) is not None:
+            self.loss_, self.background_ = "softmax", False
+            return Y.shape[1]
         loss = self.loss  # type: ignore[attr-defined]
         if loss == "auto":  # decided on the training rows only
             loss = "softmax" if is_single_label(Y) else "bce"
@@ -114,6 +161,8 @@ class _TorchHead:
 
         if self.loss_ == "softmax":
             p = torch.softmax(logits, dim=1).numpy()
+            if getattr(self, "unit_map_", None) is not None:  # a category is the sum of the units below it
+                return np.minimum(p @ self.unit_map_, 1.0)
             return p[:, :-1] if getattr(self, "background_", False) else p
         return torch.sigmoid(logits).numpy()
 
@@ -121,27 +170,34 @@ class _TorchHead:
 class LinearProbe(_TorchHead):
     """Logistic regression on embeddings. ``C``: inverse L2 strength (as in scikit-learn, per training row)."""
 
-    _param_names = ("C", "loss", "normalize", "class_weight", "max_iter")
+    _param_names = ("C", "loss", "normalize", "class_weight", "max_iter", "fine_labels", "fine_min")
 
     def __init__(self, C: float = 1.0, loss: str = "auto", normalize: str = "sqrt_l2",
-                 class_weight: str | None = None, max_iter: int = 100):
+                 class_weight: str | None = None, max_iter: int = 100, fine_labels: bool = False,
+                 fine_min: int = 5):
         self.C = C
         self.loss = loss
         self.normalize = normalize
         self.class_weight = class_weight
         self.max_iter = max_iter
+        self.fine_labels = fine_labels
+        self.fine_min = fine_min
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, init: LinearProbe | None = None) -> LinearProbe:
+    def fit(self, X: np.ndarray, Y: np.ndarray, init: LinearProbe | None = None,
+            fine: list[str] | None = None) -> LinearProbe:
         """Fit on (X, Y). ``init``: a fitted probe of the same shape to start from (a neighbouring C or fold):
         the optimum moves little, so L-BFGS needs a fraction of the iterations (a warm start, as in
-        scikit-learn's regularisation paths)."""
+        scikit-learn's regularisation paths). ``fine``: one fine key per row (``fine_labels``)."""
         import torch
 
         torch.manual_seed(0)
         Xs = torch.from_numpy(self._scale_fit(X).astype(np.float32))
         n, d = Xs.shape
+        Y = self._targets(Y, fine)
         c = self._outputs(Y)
-        if init is not None and getattr(init, "coef_", None) is not None and init.coef_.shape == (c, d):
+        same_units = getattr(init, "units_", None) == self.units_  # warm starts only from the same output units
+        if (init is not None and same_units and getattr(init, "coef_", None) is not None
+                and init.coef_.shape == (c, d)):
             W = torch.tensor(init.coef_.T.copy(), requires_grad=True)
             b = torch.tensor(init.intercept_.copy(), requires_grad=True)
         else:
@@ -176,11 +232,11 @@ class MLPHead(_TorchHead):
     """Linear -> ReLU -> Dropout -> Linear, trained with Adam and step decay (minibatches, fixed epochs)."""
 
     _param_names = ("hidden", "dropout", "lr", "weight_decay", "epochs", "batch_size", "loss", "normalize",
-                    "class_weight", "seed")
+                    "class_weight", "seed", "fine_labels", "fine_min")
 
     def __init__(self, hidden: int = 512, dropout: float = 0.5, lr: float = 1e-3, weight_decay: float = 1e-4,
                  epochs: int = 40, batch_size: int = 128, loss: str = "auto", normalize: str = "sqrt_l2",
-                 class_weight: str | None = None, seed: int = 0):
+                 class_weight: str | None = None, seed: int = 0, fine_labels: bool = False, fine_min: int = 5):
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
@@ -191,19 +247,22 @@ class MLPHead(_TorchHead):
         self.normalize = normalize
         self.class_weight = class_weight
         self.seed = seed
+        self.fine_labels = fine_labels
+        self.fine_min = fine_min
 
     def _net(self, d: int, c: int) -> Any:
         from torch import nn
 
         return nn.Sequential(nn.Linear(d, self.hidden), nn.ReLU(), nn.Dropout(self.dropout), nn.Linear(self.hidden, c))
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> MLPHead:
+    def fit(self, X: np.ndarray, Y: np.ndarray, fine: list[str] | None = None) -> MLPHead:
+        """Fit on (X, Y); ``fine``: one fine key per row (``fine_labels``)."""
         import torch
 
         g = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
         Xs = torch.from_numpy(self._scale_fit(X).astype(np.float32))
-        Yn = np.asarray(Y, dtype=np.float32)
+        Yn = self._targets(Y, fine)
         n, d = Xs.shape
         net = self._net(d, self._outputs(Yn))
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)

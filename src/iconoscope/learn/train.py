@@ -86,11 +86,21 @@ def _mean_ap(Y: np.ndarray, S: np.ndarray) -> float:
     return float(np.mean(aps)) if aps else 0.0
 
 
-def _fit(kind: str, setting: dict[str, Any], X: np.ndarray, Y: np.ndarray, init: Any = None) -> Any:
+def _fit(kind: str, setting: dict[str, Any], X: np.ndarray, Y: np.ndarray, init: Any = None,
+         fine: list[str] | None = None) -> Any:
     head = make_head(kind, **setting)
+    extra: dict[str, Any] = {"fine": fine} if setting.get("fine_labels") else {}
     if init is not None and kind == "linear":
-        return head.fit(X, Y, init=init)
-    return head.fit(X, Y)
+        return head.fit(X, Y, init=init, **extra)
+    return head.fit(X, Y, **extra)
+
+
+def fine_keys(labels: LabelSet) -> list[str]:
+    """One fine key per row for ``fine_labels`` heads: the record's own subjects in the vocabulary (sorted,
+    joined), from the label table's ``subjects`` column."""
+    if not labels.subjects:
+        raise ConfigError("fine_labels = true needs the label table's 'subjects' column; re-run 'iconoscope labels'")
+    return ["|".join(sorted(s)) for s in labels.subjects]
 
 
 def _c_order(grid: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,11 +109,13 @@ def _c_order(grid: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def select_and_fit(kind: str, grid: list[dict[str, Any]], X: np.ndarray, Y: np.ndarray, groups: list[str],
-                   inner_folds: int, seed: int) -> tuple[Any, dict[str, Any], np.ndarray, list[dict[str, Any]]]:
-    """Inner CV over ``grid`` on (X, Y) only; returns (fitted head, chosen setting, thresholds, inner scores)."""
+                   inner_folds: int, seed: int, fine: list[str] | None = None
+                   ) -> tuple[Any, dict[str, Any], np.ndarray, list[dict[str, Any]]]:
+    """Inner CV over ``grid`` on (X, Y) only; returns (fitted head, chosen setting, thresholds, inner scores).
+    ``fine``: the rows' fine keys, for ``fine_labels`` heads."""
     trials: list[dict[str, Any]] = []
     if len(grid) == 1 and inner_folds < 2:
-        return _fit(kind, grid[0], X, Y), grid[0], np.full(Y.shape[1], 0.5), trials
+        return _fit(kind, grid[0], X, Y, fine=fine), grid[0], np.full(Y.shape[1], 0.5), trials
     grid = _c_order(grid)
     inner = fold_indices(grouped_folds(Y, groups, inner_folds, seed=seed + 1))
     scores = [np.zeros(Y.shape, dtype=np.float32) for _ in grid]
@@ -111,7 +123,7 @@ def select_and_fit(kind: str, grid: list[dict[str, Any]], X: np.ndarray, Y: np.n
     for k, (tr, te) in enumerate(inner):
         prev = None
         for g, setting in enumerate(grid):
-            prev = _fit(kind, setting, X[tr], Y[tr], init=prev)
+            prev = _fit(kind, setting, X[tr], Y[tr], init=prev, fine=None if fine is None else [fine[i] for i in tr])
             scores[g][te] = prev.predict_proba(X[te])
             if k == 0:
                 first_fold_heads.append(prev)
@@ -119,7 +131,7 @@ def select_and_fit(kind: str, grid: list[dict[str, Any]], X: np.ndarray, Y: np.n
         trials.append({"params": setting, "inner_mAP": _mean_ap(Y, S)})
     g = int(np.argmax([t["inner_mAP"] for t in trials]))
     th = best_f1_thresholds(Y, scores[g])
-    head = _fit(kind, grid[g], X, Y, init=first_fold_heads[g])
+    head = _fit(kind, grid[g], X, Y, init=first_fold_heads[g], fine=fine)
     return head, grid[g], th, trials
 
 
@@ -198,6 +210,7 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
     grid = _grid(cfg.head, params)
     inner_k = int(params.get("inner_folds", 3))
     fold_of = grouped_folds(labels.Y, labels.records, k, seed=seed)
+    fine = fine_keys(labels) if params.get("fine_labels") else None
     S = np.zeros(Y.shape, dtype=np.float32)
     per_fold: list[dict[str, Any]] = []
     fold_thresholds: list[list[float]] = []
@@ -208,13 +221,14 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
     from iconoscope.learn.foldcache import FoldCache
 
     cache = FoldCache(ws.model_dir(name), {"head": cfg.head, "params": params, "backbone": cfg.backbone, "k": k,
-                                           "seed": seed, "labels": labels.sha256()})
+                                           "seed": seed, "labels": labels.sha256(),
+                                           **({"fine": fine} if fine is not None else {})})
     for f, (tr, te) in enumerate(tqdm(fold_indices(fold_of), desc=f"train {name}", unit="fold",
                                       disable=not show_progress)):
         done = cache.load(f)
         if done is None:
             head, best, th, trials = select_and_fit(cfg.head, grid, X[tr], Y[tr], [labels.records[i] for i in tr],
-                                                    inner_k, seed)
+                                                    inner_k, seed, None if fine is None else [fine[i] for i in tr])
             scores = head.predict_proba(X[te])
             m = evaluate_scores(labels.Y[te], scores, th)
             done = {"scores": scores, "head": head, "thresholds": th.tolist(), "chosen": best,
@@ -227,7 +241,7 @@ def train_classifier(ws: Any, name: str, folds: int | None = None, seed: int | N
         fold_thresholds.append(done["thresholds"])
         chosen.append(json.dumps(done["chosen"], sort_keys=True))
     final_setting = json.loads(Counter(chosen).most_common(1)[0][0])
-    final = _fit(cfg.head, final_setting, X, Y, init=last_head)
+    final = _fit(cfg.head, final_setting, X, Y, init=last_head, fine=fine)
     thresholds = best_f1_thresholds(labels.Y, S)
     mean, std = _summarise(per_fold)
     pooled = evaluate_scores(labels.Y, S, None)
