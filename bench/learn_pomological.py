@@ -60,6 +60,9 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("genera_multilayer", "i", "concat: MobileNetV2 (64/96/160-ch stages + pre-logits) + SqueezeNet (fire5, fire7 + "
      "pre-logits), views full+top+center+inner (11,008-d)", "linear"),
     ("genera_multilayer_6views", "j", "as (i), views full+top+center+inner+upper+bottom (16,512-d)", "linear"),
+    ("genera_multilayer_fine", "m", "as (j); the probe trained on the species with >= 5 training rows, summed up to "
+     "the genera (fine_labels)", "linear"),
+    ("genera_multilayer_fine20", "m20", "as (m), species with >= 20 training rows", "linear"),
     ("genera_mnv2_finetune_top", "k", "MobileNetV2 top (blocks after input41.1 + 1280-ch conv) fine-tuned on stored "
      "7x7 maps, 6 views as augmentation", "finetune"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),

@@ -55,7 +55,7 @@ def member_scores(ws: Any, name: str, dev: Any, folds: list[tuple[np.ndarray, np
     """Development out-of-fold probabilities of project ``name`` (its parameters updated by ``overrides``), trained
     by its own recipe on each fold's rest."""
     from iconoscope.learn.datasets import embeddings_for
-    from iconoscope.learn.train import _grid, select_and_fit
+    from iconoscope.learn.train import _grid, fine_keys, select_and_fit
 
     cfg = ws.config.classifier(name)
     params = {**cfg.params, **(overrides or {})}
@@ -81,9 +81,11 @@ def member_scores(ws: Any, name: str, dev: Any, folds: list[tuple[np.ndarray, np
     grid = _grid(cfg.head, params)
     inner_k = int(params.get("inner_folds", 3))
     Y = kept.Y.astype(np.float32)
+    fine = fine_keys(kept) if params.get("fine_labels") else None
     for f, (tr, te) in enumerate(folds):
         t0 = time.perf_counter()
-        head, best, _, _ = select_and_fit(cfg.head, grid, X[tr], Y[tr], [kept.records[i] for i in tr], inner_k, seed)
+        head, best, _, _ = select_and_fit(cfg.head, grid, X[tr], Y[tr], [kept.records[i] for i in tr], inner_k, seed,
+                                          None if fine is None else [fine[i] for i in tr])
         S[te] = head.predict_proba(X[te])
         print(f"  {name} dev fold {f}: {best}, {time.perf_counter() - t0:.0f} s", flush=True)
     return S
