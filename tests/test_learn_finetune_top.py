@@ -157,7 +157,8 @@ def test_saved_backbone_and_head_give_the_mean_of_the_views_logits(workspace: Wo
     ws.close()
 
 
-@pytest.mark.parametrize("options, message", [("layer=pool", "pool=none"), ("pool=none", "pool=none")])
+@pytest.mark.parametrize("options, message", [("layer=logits", "whole network end to end"),
+                                              ("pool=none", "pool=none"), ("views=full,top", "drop views=")])
 def test_finetune_top_spec_errors(workspace: Workspace, qnet: Path, tmp_path: Path, options: str,
                                   message: str) -> None:
     from iconoscope.learn.train import train_classifier
@@ -273,3 +274,82 @@ def test_embed_all_stores_the_maps_a_fine_tuned_top_trains_on(workspace: Workspa
     add_classifier(workspace.root, "probe", "builtin:smallcnn?size=48", "linear")
     with Workspace(workspace.root) as ws:
         assert stored_specs(ws.config) == ["builtin:smallcnn?size=48", maps]
+
+
+def test_finetune_a_whole_int8_network_end_to_end(workspace: Workspace, qnet: Path, tmp_path: Path) -> None:
+    """No layer=: every layer of the int8 network, rebuilt in float, is trained on the images; the saved file is a
+    float network (no int8 prefix) that predicts loose files."""
+    import torch
+
+    from iconoscope.cli import main
+    from iconoscope.learn.backbones.dequantize import DequantizedNet
+    from iconoscope.learn.backbones.torchscript import is_quantized, load_inlined
+    from iconoscope.learn.train import train_classifier
+
+    root = _project(workspace, tmp_path, f"torchscript:{qnet}?size=32", "epochs = 3\nbatch_size = 8\nlr = 0.003")
+    ws = Workspace(root)
+    rep = train_classifier(ws, "top", folds=2, show_progress=False)
+    assert rep.backbone == "torchscript:models/top/finetuned-v1.pt?size=32"
+    card = json.loads((root / "models" / "top" / "model_card.json").read_text())
+    assert "whole network is fine-tuned end to end" in json.dumps(card)
+    saved = load_inlined(str(root / "models" / "top" / "finetuned-v1.pt"), "test")
+    assert not is_quantized(saved)
+    original = DequantizedNet(load_inlined(str(qnet), "test"))
+    first = dict(saved.named_parameters())["top.convs.0.weight"]
+    assert first.shape == original.convs[0].weight.shape
+    assert not torch.allclose(first, original.convs[0].weight)  # the stem was trained too: nothing frozen
+    new = make_images(tmp_path / "new", per_class=2, size=32, start=900)
+    out = tmp_path / "p.csv"
+    try:
+        main(["-w", str(root), "predict", "top", "--images", str(tmp_path / "new"), "--out", str(out)])
+    except SystemExit as e:
+        assert not e.code
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(new) * 3 and all(0 <= float(r["score"]) <= 1 for r in rows)
+    ws.close()
+
+
+@pytest.mark.parametrize("kind", ["int8", "float"])
+def test_saved_whole_network_and_head_reproduce_the_trained_scores(workspace: Workspace, qnet: Path, tmp_path: Path,
+                                                                    kind: str) -> None:
+    """The file saved after end-to-end training + the head give the trained network's scores on the same images."""
+    import torch
+
+    from iconoscope.learn.backbones import get_backbone
+    from iconoscope.learn.finetune import DEFAULTS, Uint8Preparer
+    from iconoscope.learn.finetune_top import TopSetup, pixel_network, save_trained
+
+    path = qnet if kind == "int8" else _float_res_net(tmp_path / "res.pt")
+    spec = f"torchscript:{path}?size=32"
+    root = _project(workspace, tmp_path, spec)
+    ws = Workspace(root)
+    (root / "models" / "top").mkdir(parents=True, exist_ok=True)
+    setup = TopSetup.from_spec(ws, spec, "top")
+    assert setup.end_to_end
+    pre = get_backbone(spec, cache=False).preprocess
+    net = pixel_network(setup, pre, 3, DEFAULTS, 0, "test")
+    with torch.no_grad():
+        for q in net.model.parameters():
+            q.add_(0.05 * torch.randn_like(q))  # not the file's weights any more
+    imgs = [draw(s, 40, seed=i) for i, s in enumerate(["circle", "square", "triangle"])]
+    want = net.scores(np.stack([Uint8Preparer(pre)(im) for im in imgs]))
+    trained_spec, head = save_trained(ws, setup, net, "top", 1)
+    got = head.predict_proba(get_backbone(trained_spec, ws=ws, cache=False).embed(imgs))
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    ws.close()
+
+
+def test_finetune_a_whole_float_network_end_to_end(workspace: Workspace, tmp_path: Path) -> None:
+    import torch
+
+    from iconoscope.learn.train import train_classifier
+
+    path = _float_res_net(tmp_path / "res.pt")
+    root = _project(workspace, tmp_path, f"torchscript:{path}?size=32&layer=pool", "epochs = 2\nbatch_size = 8")
+    ws = Workspace(root)
+    rep = train_classifier(ws, "top", folds=2, show_progress=False)
+    assert rep.backbone == "torchscript:models/top/finetuned-v1.pt?size=32"
+    saved = torch.jit.load(str(root / "models" / "top" / "finetuned-v1.pt"))
+    original = torch.jit.load(str(path))
+    assert not torch.equal(saved.stem.weight, original.stem.weight)  # end to end: the stem was trained too
+    ws.close()

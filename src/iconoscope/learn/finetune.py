@@ -1,7 +1,7 @@
 """The ``finetune`` head: train ``builtin:smallcnn`` end to end on the images (the weight-free path), an ``hf:``
 model end to end from its pretrained weights (a new linear layer on its ``layer=`` output; saved with
-``save_pretrained``), or the top of an ImageNet ``torchscript:`` network on stored feature maps
-(:mod:`iconoscope.learn.finetune_top`).
+``save_pretrained``), or an ImageNet ``torchscript:`` network, end to end on the images or its top on stored feature
+maps (:mod:`iconoscope.learn.finetune_top`).
 
 The seeds' recipe: sigmoid + BCE (positives weighted by negatives/positives per class against imbalance), Adam at
 lr 1e-3, dropout 0.5 before the classifier; light augmentation (horizontal flips, small shifts). The learning-rate
@@ -253,15 +253,16 @@ class _PixelNet(_Net):
 
 def _trainable_kind(spec: str, name: str) -> str:
     """The spec's kind when ``finetune`` can train it: ``builtin`` (smallcnn, from scratch on pixels), ``hf`` (end to
-    end on pixels) or ``torchscript`` (its top on stored maps); anything else is a configuration error that says
-    what to use instead."""
+    end on pixels) or ``torchscript`` (end to end on pixels, or its top on stored maps); anything else is a
+    configuration error that says what to use instead."""
     from iconoscope.learn.backbones.spec import parse_spec
 
     parsed = parse_spec(spec)
     if not (parsed.kind == "builtin" and parsed.target == "smallcnn") and parsed.kind not in ("torchscript", "hf"):
-        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn or an hf: model end to "
-                          f"end, or the top of a torchscript: network (?layer=VALUE&pool=none); backbone {spec!r} is "
-                          "not trainable here (use head = 'linear' or 'mlp')")
+        raise ConfigError(f"classifier '{name}': head = 'finetune' trains builtin:smallcnn, an hf: model or a "
+                          f"torchscript: network end to end, or the top of a torchscript: network "
+                          f"(?layer=VALUE&pool=none); backbone {spec!r} is not trainable here (use head = 'linear' "
+                          "or 'mlp')")
     if parsed.kind in ("builtin", "hf") and parsed.views() != ("full",):
         raise ConfigError(f"classifier '{name}': head = 'finetune' trains {parsed.kind}: backbones on whole images; "
                           f"drop views= from {spec!r}")
@@ -309,6 +310,15 @@ def _save_hf(ws: Any, net: _Net, base: Any, name: str, version: int) -> tuple[st
             FeatureLinear.from_linear(net.model[-1]))
 
 
+def _frozen_note(kind: str, setup: Any) -> str:
+    """What of a torchscript network was trained, for the model card's protocol."""
+    if kind != "torchscript":
+        return ""
+    if setup.end_to_end:
+        return "; the whole network is fine-tuned end to end from the file's weights"
+    return "; layers before the backbone's layer= are frozen (ImageNet weights), the rest is fine-tuned from them"
+
+
 @dataclass
 class FoldFit:
     """What one training part gave: the test part's scores, thresholds and best epoch from the validation split."""
@@ -335,7 +345,8 @@ def fit_fold(make: Any, data: np.ndarray, Y: np.ndarray, records: list[str], tr:
 
 def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, params: dict[str, Any],
                    show_progress: bool = True) -> TrainReport:
-    """Cross-validate and train a SmallCNN end to end, or an ImageNet network's top (see module doc)."""
+    """Cross-validate and train a SmallCNN, an hf: or a torchscript: network end to end, or an ImageNet network's top
+    (see module doc)."""
     from tqdm import tqdm
 
     from iconoscope.learn.backbones import get_backbone
@@ -352,6 +363,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     p["device"] = resolve_device(p["device"], name)
     t0 = time.perf_counter()
     n = len(labels.categories)
+    setup: Any = None
     if kind == "torchscript":
         from iconoscope.learn.finetune_top import top_network
 
@@ -410,7 +422,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     if kind == "torchscript":
         from iconoscope.learn.finetune_top import save_trained
 
-        trained_spec, head = save_trained(ws, setup, net, name, version)  # type: ignore[arg-type]
+        trained_spec, head = save_trained(ws, setup, net, name, version)
     elif kind == "hf":
         trained_spec, head = _save_hf(ws, net, base, name, version)
     else:
@@ -432,7 +444,6 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
                          f"{seed}); in each fold the epoch and the thresholds are chosen on a grouped "
                          f"{float(p['val_share']):.0%} validation split of the training part; metrics on the test "
                          f"folds only; the final network is trained {final_epochs} epochs on every image"
-                         + ("; layers before the backbone's layer= are frozen (ImageNet weights), the rest is "
-                            "fine-tuned from them" if kind == "torchscript" else "")))
+                         + _frozen_note(kind, setup)))
     cache.clear()
     return report

@@ -1,4 +1,5 @@
-"""Fine-tuning the top of an ImageNet network: train every layer after ``layer=`` on stored feature maps.
+"""Fine-tuning an ImageNet TorchScript network: end to end on the images, or every layer after ``layer=`` on stored
+feature maps.
 
 The seeds fine-tuned Inception v3 / ResNet50 end to end on a GPU. On a 2-core CPU the shipped MobileNetV2, rebuilt in
 float (:class:`~iconoscope.learn.backbones.dequantize.DequantizedNet`), trains at 8-9 images/s end to end at 224 px
@@ -15,10 +16,17 @@ cut at both ends (:class:`FloatTop`) and trained as it is; after training the wh
 fine-tuned weights. An int8 graph is replayed in float from ``layer`` on
 (:class:`~iconoscope.learn.backbones.dequantize.DequantizedNet`).
 
-After training, the int8 prefix and the fine-tuned float top are saved together as one TorchScript file that ends in a
-global pooling, so ``torchscript:models/NAME/finetuned-vN.pt?views=...`` is an ordinary backbone for ``predict``,
-the enrichment and the web app; the new linear layer becomes a head on its concatenated views (its weights repeated
-per view and divided by their number: exactly the mean of the views' logits).
+Without ``layer=`` (or with ``layer=pool``) and without ``pool=none``, the *whole* network is trained end to end on
+the images, as the seeds did on a GPU (``device = "cuda"``): the graph up to its last global pooling, an int8 one
+rebuilt in float from the image on, with dropout and a new linear layer, on images decoded once at the network's
+input size, with flips and shifts as augmentation (the ``_PixelNet`` loop of the SmallCNN). Only whole images
+(``views=full``) are trained this way.
+
+After training, the int8 prefix (none when the whole network was trained) and the fine-tuned float top are saved
+together as one TorchScript file that ends in a global pooling, so ``torchscript:models/NAME/finetuned-vN.pt?views=...``
+is an ordinary backbone for ``predict``, the enrichment and the web app; the new linear layer becomes a head on its
+concatenated views (its weights repeated per view and divided by their number: exactly the mean of the views'
+logits).
 """
 
 from __future__ import annotations
@@ -45,10 +53,14 @@ class TopSetup:
 
     spec: Spec
     path: Path
-    layer: str
+    layer: str  # "" = the whole network, trained end to end on the images
     pool_input: str
     views: tuple[str, ...]
     quantized: bool
+
+    @property
+    def end_to_end(self) -> bool:
+        return not self.layer
 
     @classmethod
     def from_spec(cls, ws: Any, spec_text: str, name: str) -> TopSetup:
@@ -58,10 +70,21 @@ class TopSetup:
         spec = parse_spec(spec_text)
         where = f"classifier '{name}'"
         layer = spec.get("layer") or ""
-        if spec.get("pool") != "none" or not layer or "+" in layer or layer in ("pool", "logits"):
-            raise ConfigError(f"{where}: head = 'finetune' on a torchscript: backbone trains the layers after one "
-                              f"graph value on its stored maps: write ?layer=VALUE&pool=none (e.g. layer=input47.1, "
-                              f"see `iconoscope layers`), not {spec_text!r}")
+        if spec.get("pool") == "none":
+            if not layer or "+" in layer or layer in ("pool", "logits"):
+                raise ConfigError(f"{where}: head = 'finetune' on stored maps trains the layers after one graph "
+                                  f"value: write ?layer=VALUE&pool=none (e.g. layer=input47.1, see `iconoscope "
+                                  f"layers`), not {spec_text!r}")
+        elif layer in ("", "pool"):
+            layer = ""  # the whole network, end to end on the images
+            if spec.views() != ("full",):
+                raise ConfigError(f"{where}: head = 'finetune' trains the whole torchscript: network end to end on "
+                                  f"whole images; drop views= from {spec_text!r} (several views are trained from "
+                                  "stored maps: ?layer=VALUE&pool=none&views=...)")
+        else:
+            raise ConfigError(f"{where}: head = 'finetune' on a torchscript: backbone trains the whole network end "
+                              f"to end (no layer=, or layer=pool) or the layers after one graph value on its stored "
+                              f"maps (?layer=VALUE&pool=none, see `iconoscope layers`), not {spec_text!r}")
         path = Path(workspace_target(spec, ws))
         module = load_inlined(str(path), spec_text)
         setup = cls(spec, path, layer, _pool_input(module.forward.graph, where).debugName(), spec.views(),
@@ -78,27 +101,28 @@ class TopSetup:
 
         module = load_inlined(str(self.path), self.spec.text) if module is None else module
         if self.quantized:
-            return DequantizedNet(module, outputs=(self.pool_input,), start=self.layer, where=where)
-        return FloatTop(module, self.layer, self.pool_input, where)
+            return DequantizedNet(module, outputs=(self.pool_input,), start=self.layer or None, where=where)
+        return FloatTop(module, self.layer or None, self.pool_input, where)
 
 
 class FloatTop(torch.nn.Module):
-    """A float TorchScript graph from the value ``start`` to ``end``: every use of ``start`` reads the graph's input
-    instead, so ``forward`` takes the stored map, and dead-code elimination drops the frozen part. A residual
-    connection that crosses the cut would keep part of the frozen graph alive, reading the map as if it were the
-    image: such a cut is refused (:func:`~iconoscope.learn.backbones.torchscript.clean_cuts`)."""
+    """A float TorchScript graph from the value ``start`` (``None``: the image) to ``end``: every use of ``start``
+    reads the graph's input instead, so ``forward`` takes the stored map, and dead-code elimination drops the frozen
+    part. A residual connection that crosses the cut would keep part of the frozen graph alive, reading the map as if
+    it were the image: such a cut is refused (:func:`~iconoscope.learn.backbones.torchscript.clean_cuts`)."""
 
-    def __init__(self, module: Any, start: str, end: str, where: str):
+    def __init__(self, module: Any, start: str | None, end: str, where: str):
         from iconoscope.learn.backbones.torchscript import _values, check_clean_cut
 
         super().__init__()
         graph = module.forward.graph
         values = _values(graph)
         for v in (start, end):
-            if v not in values:
+            if v is not None and v not in values:
                 raise ConfigError(f"{where}: layer={v!r} is not a value of the graph (see `iconoscope layers`)")
-        check_clean_cut(graph, start, where)
-        values[start].replaceAllUsesWith(list(graph.inputs())[1])
+        if start is not None:
+            check_clean_cut(graph, start, where)
+            values[start].replaceAllUsesWith(list(graph.inputs())[1])
         graph.return_node().replaceInput(0, values[end])
         torch._C._jit_pass_dce(graph)
         self.module = module
@@ -140,17 +164,28 @@ class TopNet(_Net):
 
 
 def top_network(ws: Any, name: str, spec: str, labels: Any, p: dict[str, Any], seed: int,
-                show_progress: bool = True) -> tuple[Any, np.ndarray, list[Any], Callable[[], TopNet], TopSetup]:
-    """Everything a ``finetune`` project on ``torchscript:...?layer=VALUE&pool=none`` trains from: (the labelled rows
-    kept, their stored maps, the rows left out and why, a factory of fresh :class:`TopNet` s with the file's weights,
-    the setup). The spec is checked before anything is embedded; missing maps are embedded (resumable)."""
+                show_progress: bool = True) -> tuple[Any, np.ndarray, list[Any], Callable[[], _Net], TopSetup]:
+    """Everything a ``finetune`` project on a ``torchscript:`` network trains from: (the labelled rows kept, their
+    stored maps, or their decoded images when the whole network is trained, the rows left out and why, a factory of
+    fresh networks with the file's weights, the setup). The spec is checked before anything is embedded or decoded;
+    missing maps are embedded (resumable)."""
     from iconoscope.learn.backbones import get_backbone
     from iconoscope.learn.datasets import embeddings_for
 
     setup = TopSetup.from_spec(ws, spec, name)
+    n = len(labels.categories)
+    if setup.end_to_end:
+        from iconoscope.learn.finetune import decode_images
+
+        pre = get_backbone(spec, ws=ws, cache=False).preprocess
+        data, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
+
+        def make_pixels() -> _Net:
+            return pixel_network(setup, pre, n, p, seed, f"classifier '{name}'")
+
+        return labels.subset(ok), data[ok], left_out, make_pixels, setup
     labels, data, left_out = embeddings_for(ws, labels, spec, show_progress=show_progress)
     map_shape = get_backbone(spec, ws=ws).map_shape
-    n = len(labels.categories)
 
     def make() -> TopNet:
         return TopNet(setup, map_shape, n, p, seed, f"classifier '{name}'")
@@ -158,19 +193,37 @@ def top_network(ws: Any, name: str, spec: str, labels: Any, p: dict[str, Any], s
     return labels, data, left_out, make, setup
 
 
-def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int) -> tuple[str, FeatureLinear]:
-    """Save int8 prefix + fine-tuned top as one TorchScript file; returns (its backbone spec, the head on it)."""
+def pixel_network(setup: TopSetup, pre: Any, n_classes: int, p: dict[str, Any], seed: int, where: str) -> _Net:
+    """The whole network (the file's weights, in float) + global average pooling + dropout + a new linear layer,
+    trained end to end on uint8 images (flips and shifts, normalised by the backbone's own preprocessing)."""
+    from iconoscope.learn.finetune import _PixelNet
+
+    torch.manual_seed(seed)
+    top = setup.build_top(where)
+    with torch.no_grad():
+        width = top(torch.zeros((1, 3, *pre.size))).shape[1]
+    model = torch.nn.Sequential(top, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Dropout(float(p["dropout"])), torch.nn.Linear(width, n_classes))
+    return _PixelNet(pre, model, n_classes, p, seed)
+
+
+def save_trained(ws: Any, setup: TopSetup, net: _Net, name: str, version: int) -> tuple[str, FeatureLinear]:
+    """Save int8 prefix (if any) + fine-tuned float network as one TorchScript file; returns (its backbone spec, the
+    head on it)."""
     from iconoscope.learn.backbones.torchscript import DEFAULT_PREPROCESS, cut_graph, load_inlined
     from iconoscope.workspace import slug
 
     rel = f"models/{slug(name)}/finetuned-v{version}.pt"
+    linear = net.model[-1]
     if not setup.quantized:  # the file's own graph, whole, with the fine-tuned weights
         whole = load_inlined(str(setup.path), setup.spec.text)
         whole.load_state_dict(net.model[0].module.state_dict())
         whole.save(str(ws.root / rel))
-        return _trained_spec(setup, rel), FeatureLinear.from_linear(net.linear, len(setup.views))
-    prefix = load_inlined(str(setup.path), setup.spec.text)
-    cut_graph(prefix, setup.layer, f"backbone {setup.spec.text!r}")
+        return _trained_spec(setup, rel), FeatureLinear.from_linear(linear, len(setup.views))
+    prefix = None
+    if not setup.end_to_end:
+        prefix = load_inlined(str(setup.path), setup.spec.text)
+        cut_graph(prefix, setup.layer, f"backbone {setup.spec.text!r}")
     top = net.model[0].eval()
 
     class Trained(torch.nn.Module):
@@ -179,15 +232,17 @@ def save_trained(ws: Any, setup: TopSetup, net: TopNet, name: str, version: int)
             self.prefix, self.top = prefix, top
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            f = self.prefix(x)
-            f = f.dequantize() if f.is_quantized else f
+            f = x
+            if self.prefix is not None:  # decided once, at tracing
+                f = self.prefix(x)
+                f = f.dequantize() if f.is_quantized else f
             return torch.nn.functional.adaptive_avg_pool2d(self.top(f), 1)
 
     size = setup.spec.preprocess(DEFAULT_PREPROCESS).size
     with torch.no_grad():
         traced = torch.jit.trace(Trained().eval(), torch.zeros((2, 3, *size)), check_trace=False)
     traced.save(str(ws.root / rel))
-    return _trained_spec(setup, rel), FeatureLinear.from_linear(net.linear, len(setup.views))
+    return _trained_spec(setup, rel), FeatureLinear.from_linear(linear, len(setup.views))
 
 
 def _trained_spec(setup: TopSetup, rel: str) -> str:
