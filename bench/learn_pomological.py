@@ -65,6 +65,8 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("genera_multilayer_fine20", "m20", "as (m), species with >= 20 training rows", "linear"),
     ("genera_mnv2_finetune_top", "k", "MobileNetV2 top (blocks after input41.1 + 1280-ch conv) fine-tuned on stored "
      "7x7 maps, 6 views as augmentation", "finetune"),
+    ("genera_mnv2_finetune_full", "n", "MobileNetV2 fine-tuned end to end on 224 px images (every layer; for a GPU)",
+     "finetune"),
     ("families_concat", "f/fam", "as (f); categories = the 6 plant families", "linear"),
 ]
 KEYS = ("mAP", "macro_f1", "top1")
