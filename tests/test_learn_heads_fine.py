@@ -130,5 +130,9 @@ def test_train_passes_each_rows_subjects_to_a_fine_head(workspace, tmp_path) -> 
         pq.write_table(old, path)
         with pytest.raises(ConfigError, match="subjects"):
             train_classifier(ws, "fine", show_progress=False)
+        empty = old.append_column("subjects", pa.array([[]] * len(items), pa.list_(pa.string())))
+        pq.write_table(empty.replace_schema_metadata(meta), path)
+        with pytest.raises(ConfigError, match="no row of the label table has a subject"):
+            train_classifier(ws, "fine", show_progress=False)
     finally:
         ws.close()

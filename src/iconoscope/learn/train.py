@@ -100,6 +100,9 @@ def fine_keys(labels: LabelSet) -> list[str]:
     joined), from the label table's ``subjects`` column."""
     if not labels.subjects:
         raise ConfigError("fine_labels = true needs the label table's 'subjects' column; re-run 'iconoscope labels'")
+    if not any(labels.subjects):
+        raise ConfigError("fine_labels = true, but no row of the label table has a subject in the vocabulary (does "
+                          "the classifier name its vocabulary?)")
     return ["|".join(sorted(s)) for s in labels.subjects]
 
 
