@@ -95,6 +95,20 @@ def test_pool_none_stores_the_whole_map(qnet: Path) -> None:
     assert "whole map" in bb.describe()["layer"]
 
 
+def _predicts_loose_files(root: Path, tmp_path: Path) -> None:
+    """`predict top --images` on files the workspace never saw: one row per image and category, scores in [0, 1]."""
+    from iconoscope.cli import main
+
+    new = make_images(tmp_path / "new", per_class=2, size=32, start=900)
+    out = tmp_path / "p.csv"
+    try:
+        main(["-w", str(root), "predict", "top", "--images", str(tmp_path / "new"), "--out", str(out)])
+    except SystemExit as e:
+        assert not e.code
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(new) * 3 and all(0 <= float(r["score"]) <= 1 for r in rows)
+
+
 def _project(workspace: Workspace, tmp_path: Path, backbone: str, extra: str = "epochs = 3\nbatch_size = 8") -> Path:
     items = make_images(tmp_path / "img", per_class=8, size=32)
     write_labels(workspace.labels_path("top"), items)
@@ -103,7 +117,6 @@ def _project(workspace: Workspace, tmp_path: Path, backbone: str, extra: str = "
 
 
 def test_finetune_the_top_of_an_int8_network(workspace: Workspace, qnet: Path, tmp_path: Path) -> None:
-    from iconoscope.cli import main
     from iconoscope.learn.classifier import load_classifier
     from iconoscope.learn.train import train_classifier
 
@@ -118,14 +131,7 @@ def test_finetune_the_top_of_an_int8_network(workspace: Workspace, qnet: Path, t
     assert "frozen" in json.dumps(card)
     clf = load_classifier(ws, "top")
     assert clf.backbone == rep.backbone
-    new = make_images(tmp_path / "new", per_class=2, size=32, start=900)
-    out = tmp_path / "p.csv"
-    try:
-        main(["-w", str(root), "predict", "top", "--images", str(tmp_path / "new"), "--out", str(out)])
-    except SystemExit as e:
-        assert not e.code
-    rows = list(csv.DictReader(out.open()))
-    assert len(rows) == len(new) * 3 and all(0 <= float(r["score"]) <= 1 for r in rows)
+    _predicts_loose_files(root, tmp_path)
     ws.close()
 
 
@@ -281,7 +287,6 @@ def test_finetune_a_whole_int8_network_end_to_end(workspace: Workspace, qnet: Pa
     float network (no int8 prefix) that predicts loose files."""
     import torch
 
-    from iconoscope.cli import main
     from iconoscope.learn.backbones.dequantize import DequantizedNet
     from iconoscope.learn.backbones.torchscript import is_quantized, load_inlined
     from iconoscope.learn.train import train_classifier
@@ -298,14 +303,7 @@ def test_finetune_a_whole_int8_network_end_to_end(workspace: Workspace, qnet: Pa
     first = dict(saved.named_parameters())["top.convs.0.weight"]
     assert first.shape == original.convs[0].weight.shape
     assert not torch.allclose(first, original.convs[0].weight)  # the stem was trained too: nothing frozen
-    new = make_images(tmp_path / "new", per_class=2, size=32, start=900)
-    out = tmp_path / "p.csv"
-    try:
-        main(["-w", str(root), "predict", "top", "--images", str(tmp_path / "new"), "--out", str(out)])
-    except SystemExit as e:
-        assert not e.code
-    rows = list(csv.DictReader(out.open()))
-    assert len(rows) == len(new) * 3 and all(0 <= float(r["score"]) <= 1 for r in rows)
+    _predicts_loose_files(root, tmp_path)
     ws.close()
 
 
