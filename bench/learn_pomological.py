@@ -127,7 +127,9 @@ def build(work: Path, data: Path, share: float, seed: int) -> list[dict[str, str
 
 def iconoscope(work: Path, *args: str, capture: bool = False) -> str:
     exe = Path(sys.executable).with_name("iconoscope")
-    cmd = [str(exe) if exe.exists() else "iconoscope", "-w", str(work), *args]
+    # the installed script, else the package on PYTHONPATH (an uninstalled checkout, as on a GPU machine)
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "iconoscope"]
+    cmd += ["-w", str(work), *args]
     print("$ iconoscope -w", work, *args, file=sys.stderr, flush=True)
     res = subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE if capture else None)
     return res.stdout or ""
