@@ -15,6 +15,8 @@ if ! "$PY" -c 'import pyoxigraph' 2>/dev/null; then  # the carried wheel, where 
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
 fi
 export PYTHONPATH="/tmp/site:$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# 16 cores there: decoding, augmentation on the CPU side and scoring may use several threads
+export ICONOSCOPE_THREADS="${ICONOSCOPE_THREADS:-8}"
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 set -o pipefail
 "$PY" bench/learn_pomological.py --data .gpu/data --work "$WORK" --rows "$ROWS" \
