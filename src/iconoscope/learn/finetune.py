@@ -109,8 +109,8 @@ def resolve_device(value: Any, name: str) -> str:
 
 
 def decode_images(labels: LabelSet, pre: Preprocess, workers: int | None = None,
-                  show_progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """(uint8 [N, H, W, 3], ok mask, failures) for every labelled image."""
+                  show_progress: bool = True) -> tuple[LabelSet, np.ndarray, list[tuple[str, str]]]:
+    """(the rows whose image could be read, their uint8 ``[N, H, W, 3]`` images, (image, reason) of the others)."""
     from tqdm import tqdm
 
     from iconoscope.learn.embed import default_workers, prepared_stream
@@ -126,7 +126,7 @@ def decode_images(labels: LabelSet, pre: Preprocess, workers: int | None = None,
         else:
             out[i] = arr
             ok[i] = True
-    return out, ok, fails
+    return labels.subset(ok), out[ok], fails
 
 
 class _Net:
@@ -371,9 +371,7 @@ def train_finetune(ws: Any, name: str, labels: LabelSet, k: int, seed: int, para
     else:
         base = get_backbone(spec, ws=ws, cache=False)
         pre = base.preprocess
-        data, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
-        labels = labels.subset(ok)
-        data = data[ok]
+        labels, data, left_out = decode_images(labels, pre, show_progress=show_progress)
 
         def make() -> _Net:
             if kind == "hf":

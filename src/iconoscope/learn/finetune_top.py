@@ -62,6 +62,13 @@ class TopSetup:
     def end_to_end(self) -> bool:
         return not self.layer
 
+    @property
+    def preprocess(self) -> Any:
+        """The backbone's preprocessing, from the spec alone (no need to load the network for it)."""
+        from iconoscope.learn.backbones.torchscript import DEFAULT_PREPROCESS
+
+        return self.spec.preprocess(DEFAULT_PREPROCESS)
+
     @classmethod
     def from_spec(cls, ws: Any, spec_text: str, name: str) -> TopSetup:
         from iconoscope.learn.backbones import workspace_target
@@ -158,10 +165,6 @@ class TopNet(_Net):
         x = self.to_model(self._maps(data))
         return self.torch.stack([self.model(x[:, v]) for v in range(x.shape[1])]).mean(0)
 
-    @property
-    def linear(self) -> Any:
-        return self.model[-1]
-
 
 def top_network(ws: Any, name: str, spec: str, labels: Any, p: dict[str, Any], seed: int,
                 show_progress: bool = True) -> tuple[Any, np.ndarray, list[Any], Callable[[], _Net], TopSetup]:
@@ -177,13 +180,13 @@ def top_network(ws: Any, name: str, spec: str, labels: Any, p: dict[str, Any], s
     if setup.end_to_end:
         from iconoscope.learn.finetune import decode_images
 
-        pre = get_backbone(spec, ws=ws, cache=False).preprocess
-        data, ok, left_out = decode_images(labels, pre, show_progress=show_progress)
+        pre = setup.preprocess
+        labels, data, left_out = decode_images(labels, pre, show_progress=show_progress)
 
         def make_pixels() -> _Net:
             return pixel_network(setup, pre, n, p, seed, f"classifier '{name}'")
 
-        return labels.subset(ok), data[ok], left_out, make_pixels, setup
+        return labels, data, left_out, make_pixels, setup
     labels, data, left_out = embeddings_for(ws, labels, spec, show_progress=show_progress)
     map_shape = get_backbone(spec, ws=ws).map_shape
 
@@ -210,7 +213,7 @@ def pixel_network(setup: TopSetup, pre: Any, n_classes: int, p: dict[str, Any], 
 def save_trained(ws: Any, setup: TopSetup, net: _Net, name: str, version: int) -> tuple[str, FeatureLinear]:
     """Save int8 prefix (if any) + fine-tuned float network as one TorchScript file; returns (its backbone spec, the
     head on it)."""
-    from iconoscope.learn.backbones.torchscript import DEFAULT_PREPROCESS, cut_graph, load_inlined
+    from iconoscope.learn.backbones.torchscript import cut_graph, load_inlined
     from iconoscope.workspace import slug
 
     rel = f"models/{slug(name)}/finetuned-v{version}.pt"
@@ -238,7 +241,7 @@ def save_trained(ws: Any, setup: TopSetup, net: _Net, name: str, version: int) -
                 f = f.dequantize() if f.is_quantized else f
             return torch.nn.functional.adaptive_avg_pool2d(self.top(f), 1)
 
-    size = setup.spec.preprocess(DEFAULT_PREPROCESS).size
+    size = setup.preprocess.size
     with torch.no_grad():
         traced = torch.jit.trace(Trained().eval(), torch.zeros((2, 3, *size)), check_trace=False)
     traced.save(str(ws.root / rel))
