@@ -220,6 +220,9 @@ def test_net_config_from_params_validates():
         NetConfig.from_params({"epochs": "many"}, "x")
     with pytest.raises(ConfigError, match="'epochs'"):
         NetConfig.from_params({"epochs": 2.5}, "x")
+    assert NetConfig.from_params({"ensemble": 5}, "x").ensemble == 5
+    with pytest.raises(ConfigError, match="'ensemble'"):
+        NetConfig.from_params({"ensemble": 0}, "x")
 
 
 def test_a_head_never_sees_its_own_field_when_it_is_also_an_input():
@@ -248,3 +251,33 @@ def test_a_head_never_sees_its_own_field_when_it_is_also_an_input():
     assert np.allclose(clf.predict_proba(None, shuffled)[0], P_date, atol=1e-6)  # it does not even look
     with pytest.raises(ConfigError, match="unknown input"):
         MultimodalClassifier(slots, [Task("t", 2, hide=("nope",))], cfg)
+
+
+def test_an_ensemble_averages_networks_trained_from_consecutive_seeds():
+    """``ensemble = 3`` must be exactly the mean of the single networks of seeds 4, 5 and 6 (same data, same
+    settings), survive a save/load, and keep ``ensemble = 1`` the single network."""
+    from dataclasses import replace
+
+    from iconoscope.learn.multimodal.model import MultimodalClassifier, NetConfig, Task
+
+    rng = np.random.default_rng(3)
+    Xi, Xm, Y, _, _, slots = _toy(500, rng)
+    tasks = [Task("t", 3), Task("u", 3)]
+    cfg = NetConfig(image_units=16, meta_units=8, shared_units=32, epochs=6, batch_size=64, lr=3e-3, seed=4)
+    fit = (Xi[:300], Xm[:300], [Y[:300], Y[:300]], [np.ones(300, bool)] * 2)
+    singles = [MultimodalClassifier(slots, tasks, replace(cfg, seed=s)).fit(*fit).predict_proba(Xi[300:], Xm[300:])
+               for s in (4, 5, 6)]
+    ens = MultimodalClassifier(slots, tasks, replace(cfg, ensemble=3)).fit(*fit)
+    P = ens.predict_proba(Xi[300:], Xm[300:])
+    assert len(ens.nets) == 3
+    for t in range(2):
+        assert np.allclose(P[t], np.mean([s[t] for s in singles], axis=0), atol=1e-6)
+        assert not np.allclose(singles[0][t], singles[1][t], atol=1e-3)  # the members do differ
+    again = MultimodalClassifier.from_state(ens.state())
+    assert len(again.nets) == 3
+    assert np.allclose(again.predict_proba(Xi[300:], Xm[300:])[0], P[0], atol=1e-6)
+    one = MultimodalClassifier(slots, tasks, cfg).fit(*fit)
+    assert len(one.nets) == 1 and np.array_equal(one.predict_proba(Xi[300:], Xm[300:])[0], singles[0][0])
+    state = one.state()
+    state.pop("more_weights")  # a model saved before the option existed still loads
+    assert np.array_equal(MultimodalClassifier.from_state(state).predict_proba(Xi[300:], Xm[300:])[0], singles[0][0])

@@ -18,6 +18,11 @@ cross-entropies, times ``unimodal_loss``, are added to the loss, so each branch 
 They are used in training only: predictions come from the fused heads, as without them. With a single branch (an
 image-only or a metadata-only model) the option does nothing, so a baseline trained with the same settings is the
 model it was.
+
+Variance: ``ensemble = n`` trains n networks, from seeds ``seed`` .. ``seed + n - 1`` (initial weights, batch order,
+hidden inputs), and averages their probabilities. A few thousand rows and sparse one-hots of thousands of values make
+one network's fit depend on its seed; the average keeps what the seeds agree on. ``ensemble = 1`` (the default) is
+the single network, bit for bit.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class NetConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
     unimodal_loss: float = 0.0  # weight of the auxiliary image-only and metadata-only heads (0: none)
+    ensemble: int = 1  # networks trained from seeds seed, seed + 1, ...; their probabilities are averaged
     seed: int = 0
     threads: int = 1  # one: small networks, shared CPUs (see iconoscope.learn.text.default_threads)
 
@@ -150,8 +156,13 @@ class MultimodalClassifier:
             unknown = sorted(set(t.hide) - names)
             if unknown:
                 raise ConfigError(f"task {t.name!r} hides unknown input(s) {', '.join(unknown)}")
-        self.net: Any = None
-        self.history: list[float] = []
+        self.nets: list[Any] = []
+        self.history: list[float] = []  # mean training loss per epoch (the first network's)
+
+    @property
+    def net(self) -> Any:
+        """The first network (the only one unless ``ensemble`` > 1); None before ``fit``."""
+        return self.nets[0] if self.nets else None
 
     def _groups(self) -> dict[tuple[str, ...], list[int]]:
         """Tasks grouped by the inputs they must not see: one forward pass per group."""
@@ -171,24 +182,24 @@ class MultimodalClassifier:
             x[:, s.end - 1] = 1.0
         return x
 
-    def _outputs(self, xi: Any, xm: Any, aux: list[Any] | None = None) -> list[Any]:
+    def _outputs(self, net: Any, xi: Any, xm: Any, aux: list[Any] | None = None) -> list[Any]:
         """Logits of every task, each from the inputs it may see (branches recomputed only where hidden). With
         ``aux`` (a list, training with unimodal heads), appends per task (image-only logits, metadata-only
         logits), from the same branch outputs as the fused head."""
         outs: list[Any] = [None] * len(self.tasks)
         if aux is not None:
             aux.extend([None] * len(self.tasks))
-        base = self.net.branches(xi, xm)
+        base = net.branches(xi, xm)
         for hide, tids in self._groups().items():
             hi, hm = base
             if hide:
                 mi, mm = self._masked(xi, "image", hide), self._masked(xm, "meta", hide)
-                hi = self.net.branches(mi, None)[0] if mi is not xi else hi
-                hm = self.net.branches(None, mm)[1] if mm is not xm else hm
-            for t, logits in zip(tids, self.net.top(hi, hm, tids), strict=True):
+                hi = net.branches(mi, None)[0] if mi is not xi else hi
+                hm = net.branches(None, mm)[1] if mm is not xm else hm
+            for t, logits in zip(tids, net.top(hi, hm, tids), strict=True):
                 outs[t] = logits
                 if aux is not None:
-                    aux[t] = (self.net.image_heads[t](hi), self.net.meta_heads[t](hm))
+                    aux[t] = (net.image_heads[t](hi), net.meta_heads[t](hm))
         return outs
 
     # ---- training
@@ -219,16 +230,29 @@ class MultimodalClassifier:
              progress: Any = None) -> MultimodalClassifier:
         import torch
 
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        n = len(Y[0])
-        self.net = _build_net(self.image_dim, self.meta_dim, self.tasks, cfg)
         xi = torch.from_numpy(np.ascontiguousarray(Xi, dtype=np.float32)) if self.image_dim else None
         xm = torch.from_numpy(np.ascontiguousarray(Xm, dtype=np.float32)) if self.meta_dim else None
         ys = [torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)) for y in Y]
         hs = [torch.from_numpy(np.asarray(h, dtype=bool)) for h in has]
-        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.nets = []
+        for member in range(self.cfg.ensemble):
+            net, history = self._fit_one(self.cfg.seed + member, xi, xm, ys, hs, progress)
+            self.nets.append(net)
+            if member == 0:
+                self.history = history
+        return self
+
+    def _fit_one(self, seed: int, xi: Any, xm: Any, ys: list[Any], hs: list[Any],
+                 progress: Any) -> tuple[Any, list[float]]:
+        """One network from one seed: (the network in eval mode, its mean training loss per epoch)."""
+        import torch
+
+        cfg = self.cfg
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        n = len(ys[0])
+        net = _build_net(self.image_dim, self.meta_dim, self.tasks, cfg)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
         total = cfg.epochs * steps_per_epoch
         warm = max(1, total // 20)
@@ -239,8 +263,8 @@ class MultimodalClassifier:
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-        self.net.train()
-        self.history = []
+        net.train()
+        history: list[float] = []
         for _epoch in range(cfg.epochs):
             perm = torch.randperm(n, generator=gen)
             seen = 0.0
@@ -248,8 +272,8 @@ class MultimodalClassifier:
                 idx = perm[start:start + cfg.batch_size]
                 bi = self._hide(xi[idx], "image", gen) if xi is not None else None
                 bm = self._hide(xm[idx], "meta", gen) if xm is not None else None
-                aux: list[Any] | None = [] if self.net.aux else None
-                outs = self._outputs(bi, bm, aux)
+                aux: list[Any] | None = [] if net.aux else None
+                outs = self._outputs(net, bi, bm, aux)
                 loss = torch.zeros(())
                 for t, (task, logits, y, h) in enumerate(zip(self.tasks, outs, ys, hs, strict=True)):
                     mask = h[idx]
@@ -268,11 +292,11 @@ class MultimodalClassifier:
                 opt.step()
                 sched.step()
                 seen += float(loss.detach()) * len(idx)
-            self.history.append(seen / n)
+            history.append(seen / n)
             if progress is not None:
                 progress.update(1)
-        self.net.eval()
-        return self
+        net.eval()
+        return net, history
 
     @staticmethod
     def _loss(task: Task, logits: Any, target: Any) -> Any:
@@ -296,16 +320,20 @@ class MultimodalClassifier:
 
         n = len(Xi) if Xi is not None and self.image_dim else len(Xm)  # type: ignore[arg-type]
         outs: list[list[np.ndarray]] = [[] for _ in self.tasks]
-        self.net.eval()
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 bi = (torch.from_numpy(np.ascontiguousarray(Xi[start:start + batch_size], dtype=np.float32))
                       if self.image_dim and Xi is not None else None)
                 bm = (torch.from_numpy(np.ascontiguousarray(Xm[start:start + batch_size], dtype=np.float32))
                       if self.meta_dim and Xm is not None else None)
-                for t, (task, logits) in enumerate(zip(self.tasks, self._outputs(bi, bm), strict=True)):
-                    p = torch.sigmoid(logits) if task.multilabel else torch.softmax(logits, dim=1)
-                    outs[t].append(p.numpy())
+                mean: list[Any] = [0.0] * len(self.tasks)
+                for net in self.nets:
+                    net.eval()
+                    for t, (task, logits) in enumerate(zip(self.tasks, self._outputs(net, bi, bm), strict=True)):
+                        mean[t] = mean[t] + (torch.sigmoid(logits) if task.multilabel
+                                             else torch.softmax(logits, dim=1))
+                for t, p in enumerate(mean):
+                    outs[t].append((p / len(self.nets)).numpy())
         return [np.concatenate(o) if o else np.zeros((0, task.n_classes), np.float32)
                 for o, task in zip(outs, self.tasks, strict=True)]
 
@@ -313,14 +341,17 @@ class MultimodalClassifier:
     def state(self) -> dict[str, Any]:
         return {"slots": [asdict(s) for s in self.slots], "tasks": [asdict(t) for t in self.tasks],
                 "cfg": asdict(self.cfg), "weights": self.net.state_dict() if self.net is not None else None,
-                "history": self.history}
+                "more_weights": [net.state_dict() for net in self.nets[1:]], "history": self.history}
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> MultimodalClassifier:
         tasks = [Task(**{**t, "hide": tuple(t.get("hide", ()))}) for t in s["tasks"]]
         clf = cls([BlockSlot(**b) for b in s["slots"]], tasks, NetConfig(**s["cfg"]))
-        clf.net = _build_net(clf.image_dim, clf.meta_dim, clf.tasks, clf.cfg)
-        clf.net.load_state_dict(s["weights"])
-        clf.net.eval()
+        clf.nets = []
+        for weights in [s["weights"], *s.get("more_weights", [])]:  # models saved before `ensemble` have one
+            net = _build_net(clf.image_dim, clf.meta_dim, clf.tasks, clf.cfg)
+            net.load_state_dict(weights)
+            net.eval()
+            clf.nets.append(net)
         clf.history = list(s.get("history", []))
         return clf

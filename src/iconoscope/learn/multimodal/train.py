@@ -113,7 +113,8 @@ def cross_validate(project: Project, raw: RawData, targets: Targets, fold: np.nd
     k = int(fold.max()) + 1
     oof = [np.full((len(raw), len(e.classes)), np.nan, dtype=np.float32) for e in targets.encoders]
     desc = f"cv {project.name}" + (f" [{label}]" if label else "")
-    with tqdm(total=k * project.net.epochs, desc=desc, unit="epoch", disable=not progress, leave=False) as bar:
+    epochs = k * project.net.epochs * project.net.ensemble
+    with tqdm(total=epochs, desc=desc, unit="epoch", disable=not progress, leave=False) as bar:
         for f in range(k):
             train, test = np.flatnonzero((fold >= 0) & (fold != f)), np.flatnonzero(fold == f)
             pipe, clf = _fit(project, raw, targets, train, bar)
@@ -256,7 +257,7 @@ def train_multimodal(ws: Any, name: str, folds: int | None = None, progress: boo
     fold = make_folds(targets, k, project.net.seed)
     scores = cross_validate(project, raw, targets, fold, progress=progress)
     labelled = np.flatnonzero(targets.any)
-    with tqdm(total=project.net.epochs, desc=f"train {name}", unit="epoch", disable=not progress,
+    with tqdm(total=project.net.epochs * project.net.ensemble, desc=f"train {name}", unit="epoch", disable=not progress,
               leave=False) as bar:
         pipe, clf = _fit(project, raw, targets, labelled, bar)
     prev = read_card(ws, name) or {}
