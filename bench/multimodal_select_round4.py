@@ -35,6 +35,10 @@ current's gain, (2) its per-fold gain is above current's in at least 2 of the 3 
 multimodal top-1 is not below current's. It is then run once with the paper's 5-fold protocol. If ``md0`` is the
 strongest baseline, the 5-fold report gives the gain against it as well.
 
+Outcome (session 8; README, multimodal section): md0 was weaker than current's baseline (0.7418 vs 0.7448); the rule
+adopted NV (+0.0097 over current's gain, 3 of 3 inner folds); on the paper's 5 folds NV's multimodal model scored
+0.8188 against current's 0.8185 (2 of 5 folds won, outer fold 0 lost), a gain of +0.0493 against +0.0489: failed.
+
 Protocol: ``bench/multimodal_select.py``'s (its ``dev_setup``, ``run_model``, ``image_only``): outer fold 0's
 training part of ``train artist_year``'s 5 folds, split again into 3 folds; outer fold 0's test part is never read.
 
