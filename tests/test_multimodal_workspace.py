@@ -312,6 +312,30 @@ def test_metadata_only_model_with_multivalued_field_and_predict_without_training
         ws.close()
 
 
+def test_an_ensemble_model_trains_saves_loads_and_predicts_in_a_workspace(tmp_path):
+    """``ensemble = 2`` through the verbs: the model file keeps both networks (and loads with torch's
+    weights-only reader), and ``predict`` averages them."""
+    from iconoscope.learn.multimodal import predict_multimodal, train_multimodal
+    from iconoscope.learn.multimodal.train import load_model
+
+    ws = _make(tmp_path / "ws", n=90)
+    ws.close()
+    toml = tmp_path / "ws" / "iconoscope.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(text.replace("[classifiers.meta]\n", "[classifiers.meta]\nensemble = 2\n"), encoding="utf-8")
+    ws = Workspace(tmp_path / "ws")
+    try:
+        train_multimodal(ws, "meta", progress=False)
+        model = load_model(ws, "meta")
+        assert model.project.net.ensemble == 2 and len(model.classifier.nets) == 2
+        a, b = model.classifier.nets
+        assert any(not np.allclose(p.detach().numpy(), q.detach().numpy())
+                   for p, q in zip(a.parameters(), b.parameters(), strict=True))  # two different seeds
+        assert predict_multimodal(ws, "meta", progress=False).filled["creator"] == 9
+    finally:
+        ws.close()
+
+
 def test_wrong_classifier_kinds_and_params_are_config_errors(tmp_path):
     from iconoscope.learn.multimodal.data import load_project
 
