@@ -328,6 +328,7 @@ def test_an_ensemble_model_trains_saves_loads_and_predicts_in_a_workspace(tmp_pa
         train_multimodal(ws, "meta", progress=False)
         model = load_model(ws, "meta")
         assert model.project.net.ensemble == 2 and len(model.classifier.nets) == 2
+        assert "Ensemble: 2 networks (seeds 0-1)" in (ws.model_dir("meta") / "model_card.md").read_text()
         a, b = model.classifier.nets
         assert any(not np.allclose(p.detach().numpy(), q.detach().numpy())
                    for p, q in zip(a.parameters(), b.parameters(), strict=True))  # two different seeds

@@ -182,6 +182,9 @@ def _card_md(card: dict[str, Any]) -> str:
         lines.append(f"- Image backbone: `{card['project']['backbone']}`")
     if card["project"].get("text_encoder"):
         lines.append(f"- Text encoder: `{card['project']['text_encoder']}`")
+    n, seed = int(card.get("params", {}).get("ensemble", 1)), int(card.get("params", {}).get("seed", 0))
+    if n > 1:
+        lines.append(f"- Ensemble: {n} networks (seeds {seed}-{seed + n - 1}), probabilities averaged")
     lines += ["", "| task | classes | labelled | top-1 | macro F1 |", "|---|---|---|---|---|"]
     for name, t in card["tasks"].items():
         m = t["cv"]
