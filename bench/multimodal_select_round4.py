@@ -60,8 +60,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-BASE_INPUTS = ["image", "field:genus", "field:scientific_name", "field:variety", "date:1", "date:10", "num:year",
-               "creator"]
+from multimodal_pomological import INPUTS as BASE_INPUTS  # noqa: E402  (artist_year's inputs, the README's)
+
 CANDIDATES: dict[str, dict[str, Any]] = {
     "current": {},
     "NV": {"inputs": [i for i in BASE_INPUTS if i != "field:variety"]},
@@ -74,14 +74,10 @@ OUT = ROOT / "bench" / "results"
 
 def variant(ws: Any, project: Any, cand: dict[str, Any]) -> tuple[Any, Any]:
     """(the project with a candidate's settings, its raw data)."""
-    from iconoscope.learn.multimodal.data import gather
-    from iconoscope.learn.multimodal.specs import parse_specs
+    from multimodal_select_text import candidate
 
     p = replace(project, net=replace(project.net, **cand.get("net", {})))
-    if "inputs" in cand:
-        specs, _ = parse_specs(cand["inputs"], [t.text for t in project.targets], project.where)
-        p = replace(p, inputs=specs)
-    return p, gather(ws, p, progress=False)
+    return candidate(ws, p, cand.get("inputs", [i.text for i in project.inputs]))
 
 
 def folds_of(r: dict[str, Any]) -> np.ndarray:

@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-BASE_INPUTS = ["image", "field:genus", "field:scientific_name", "field:variety", "date:1", "date:10", "num:year",
-               "creator"]
+from multimodal_pomological import INPUTS as BASE_INPUTS  # noqa: E402  (artist_year's inputs, the README's)
+
 CANDIDATES: dict[str, list[str]] = {
     "current": BASE_INPUTS,
     "T": [*BASE_INPUTS, "text:field:variety"],
